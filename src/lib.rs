@@ -3,3 +3,10 @@
 
 pub mod data;
 pub mod cli;
+pub mod backend;
+pub mod model;
+pub mod ssl;
+pub mod config;
+pub mod memory;
+pub mod train;
+pub mod runtime;

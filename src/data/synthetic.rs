@@ -75,3 +75,68 @@ impl FrameSource for SyntheticSource {
         format!("synthetic blobs {}x{}x{}, {} classes", self.size, self.size, self.channels, self.classes)
     }
 }
+
+/// View pairs of synthetic frames with light augmentation (random shift, flip, brightness,
+/// pixel noise). Needs no files: used by tests, benchmarks and `--data synthetic`.
+pub struct SyntheticViews {
+    source: SyntheticSource,
+    rng: Xoshiro256PlusPlus,
+    batch: usize,
+}
+
+impl SyntheticViews {
+    /// An endless stream of `batch`-frame view pairs of `size x size x channels` images.
+    pub fn new(size: usize, channels: usize, batch: usize, seed: u64) -> Self {
+        Self {
+            source: SyntheticSource::new(size, channels, 10, None, seed),
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5eed_0f_51e5),
+            batch,
+        }
+    }
+
+    /// One augmented view of a frame, normalised to roughly zero mean and unit variance, CHW.
+    fn view(&mut self, frame: &Frame, out: &mut Vec<f32>) {
+        let (s, c) = (frame.width, frame.channels);
+        let max_shift = (s / 8).max(1) as i64;
+        let dx = self.rng.random_range(-max_shift..=max_shift) as isize;
+        let dy = self.rng.random_range(-max_shift..=max_shift) as isize;
+        let flip = self.rng.random_bool(0.5);
+        let gain = self.rng.random_range(0.7f32..1.3);
+        for ch in 0..c {
+            for y in 0..s as isize {
+                for x in 0..s as isize {
+                    let sx = if flip { s as isize - 1 - x } else { x } + dx;
+                    let sy = y + dy;
+                    let v = if (0..s as isize).contains(&sx) && (0..s as isize).contains(&sy) {
+                        frame.pixels[(sy as usize * s + sx as usize) * c + ch] as f32 / 255.0
+                    } else {
+                        0.0
+                    };
+                    let noise = self.rng.random_range(-0.05f32..0.05);
+                    out.push((v * gain + noise - 0.25) / 0.25);
+                }
+            }
+        }
+    }
+
+    /// The next batch of view pairs.
+    pub fn next_views(&mut self) -> Result<super::ViewBatch, DataError> {
+        let size = self.source.size;
+        let channels = self.source.channels;
+        let per_view = self.batch * channels * size * size;
+        let mut views = [Vec::with_capacity(per_view), Vec::with_capacity(per_view)];
+        for _ in 0..self.batch {
+            let frame = self.source.next_frame()?.expect("the synthetic source is endless");
+            let [a, b] = &mut views;
+            self.view(&frame, a);
+            self.view(&frame, b);
+        }
+        Ok(super::ViewBatch { batch: self.batch, channels, height: size, width: size, views })
+    }
+}
+
+impl crate::train::BatchStream for SyntheticViews {
+    fn next_batch(&mut self) -> Result<Option<super::ViewBatch>, DataError> {
+        self.next_views().map(Some)
+    }
+}

@@ -1,0 +1,92 @@
+//! The residual basic block (two 3x3 convolutions), as in ResNet-18.
+
+use super::norm::{BatchNorm, BatchNormConfig};
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Tensor, backend::Backend};
+
+/// Builds a [`BasicBlock`].
+#[derive(Config, Debug)]
+pub struct BasicBlockConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Stride of the first convolution (2 halves the resolution).
+    #[config(default = 1)]
+    pub stride: usize,
+}
+
+/// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
+#[derive(Module, Debug)]
+pub struct BasicBlock<B: Backend> {
+    /// First 3x3 convolution (carries the stride).
+    pub conv1: Conv2d<B>,
+    /// Norm after `conv1`.
+    pub bn1: BatchNorm<B>,
+    /// Second 3x3 convolution.
+    pub conv2: Conv2d<B>,
+    /// Norm after `conv2`.
+    pub bn2: BatchNorm<B>,
+    /// 1x1 projection of the input when the shape changes.
+    pub downsample: Option<Downsample<B>>,
+}
+
+/// The 1x1 convolution + BatchNorm on the shortcut of a block that changes shape.
+#[derive(Module, Debug)]
+pub struct Downsample<B: Backend> {
+    /// 1x1 strided convolution.
+    pub conv: Conv2d<B>,
+    /// Norm after `conv`.
+    pub bn: BatchNorm<B>,
+}
+
+/// A bias-free convolution: every one here is followed by BatchNorm, which cancels a bias.
+pub(crate) fn conv<B: Backend>(
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+    device: &B::Device,
+) -> Conv2d<B> {
+    let pad = kernel / 2;
+    Conv2dConfig::new([cin, cout], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(device)
+}
+
+impl BasicBlockConfig {
+    /// Initialise the block.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> BasicBlock<B> {
+        let (cin, cout, s) = (self.in_channels, self.out_channels, self.stride);
+        let downsample = (s != 1 || cin != cout).then(|| Downsample {
+            conv: conv(cin, cout, 1, s, device),
+            bn: BatchNormConfig::new(cout).init(device),
+        });
+        BasicBlock {
+            conv1: conv(cin, cout, 3, s, device),
+            bn1: BatchNormConfig::new(cout).init(device),
+            conv2: conv(cout, cout, 3, 1, device),
+            bn2: BatchNormConfig::new(cout).init(device),
+            downsample,
+        }
+    }
+}
+
+impl<B: Backend> BasicBlock<B> {
+    /// Apply the block to `[N, C, H, W]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let shortcut = match &self.downsample {
+            Some(d) => d.bn.forward4(d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let y = relu(self.bn1.forward4(self.conv1.forward(x)));
+        let y = self.bn2.forward4(self.conv2.forward(y));
+        relu(y + shortcut)
+    }
+}
