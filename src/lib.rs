@@ -3,3 +3,5 @@
 
 pub mod data;
 pub mod cli;
+pub mod checkpoint;
+pub mod export;
