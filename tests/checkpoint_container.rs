@@ -3,8 +3,8 @@
 
 use edgessl::checkpoint::container::{HEADER_LEN, MAGIC, frame_payload};
 use edgessl::checkpoint::{
-    CheckpointError, FORMAT_VERSION, FormatError, PayloadKind, decode_bytes, encode_bytes,
-    inspect, read_file, write_file,
+    CheckpointError, FORMAT_VERSION, FormatError, PayloadKind, decode_bytes, encode_bytes, inspect,
+    read_file, write_file,
 };
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -75,7 +75,10 @@ fn round_trip_file_and_memory() {
 
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(&bytes[..8], b"EDGESSL\0");
-    assert_eq!(bytes, encode_bytes(PayloadKind::Checkpoint, &sample_state()).unwrap());
+    assert_eq!(
+        bytes,
+        encode_bytes(PayloadKind::Checkpoint, &sample_state()).unwrap()
+    );
     let back: TrainState = decode_bytes(&bytes, PayloadKind::Checkpoint).unwrap();
     assert_eq!(back, sample_state());
 
@@ -105,7 +108,10 @@ fn every_flipped_byte_is_reported_with_the_file_name() {
             let expected = match pos {
                 0..8 => matches!(err.format_error(), Some(FormatError::BadMagic)),
                 8..32 => matches!(err.format_error(), Some(FormatError::HeaderCorrupt)),
-                _ => matches!(err.format_error(), Some(FormatError::ChecksumMismatch { .. })),
+                _ => matches!(
+                    err.format_error(),
+                    Some(FormatError::ChecksumMismatch { .. })
+                ),
             };
             assert!(expected, "byte {pos}: unexpected error {msg}");
             // inspect must agree: header damage is an error, payload damage a failed checksum.
@@ -135,7 +141,10 @@ fn every_truncation_is_reported() {
     let msg = read_file::<TrainState>(&path, PayloadKind::Checkpoint)
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("cut.edgessl") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("cut.edgessl") && msg.contains("truncated"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -165,7 +174,10 @@ fn future_version_is_refused_with_a_clear_message() {
     assert!(info.checksum_ok && !info.version_supported() && !info.verifies());
 
     let err = decode_bytes::<TrainState>(&forged(0, 1, &payload), PayloadKind::Checkpoint);
-    assert!(matches!(err, Err(FormatError::UnsupportedVersion { version: 0 })));
+    assert!(matches!(
+        err,
+        Err(FormatError::UnsupportedVersion { version: 0 })
+    ));
 }
 
 #[test]
@@ -183,7 +195,10 @@ fn wrong_and_unknown_kinds_are_refused() {
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("holds a checkpoint, expected an encoder export"));
+    assert!(
+        err.to_string()
+            .contains("holds a checkpoint, expected an encoder export")
+    );
 
     let payload = postcard::to_allocvec(&sample_state()).unwrap();
     let err = decode_bytes::<TrainState>(&forged(1, 77, &payload), PayloadKind::Checkpoint);
@@ -196,13 +211,19 @@ fn wrong_payload_type_is_a_decode_error() {
     let bytes = encode_bytes(PayloadKind::Checkpoint, &sample_state()).unwrap();
     let err = decode_bytes::<Vec<String>>(&bytes, PayloadKind::Checkpoint).unwrap_err();
     assert!(
-        matches!(err, FormatError::Decode(_) | FormatError::PayloadTrailing { .. }),
+        matches!(
+            err,
+            FormatError::Decode(_) | FormatError::PayloadTrailing { .. }
+        ),
         "{err}"
     );
     // A shorter type that decodes from a prefix must not be accepted silently.
     let bytes = frame_payload(PayloadKind::Checkpoint, &[5, 1, 2, 3]);
     let err = decode_bytes::<u8>(&bytes, PayloadKind::Checkpoint).unwrap_err();
-    assert!(matches!(err, FormatError::PayloadTrailing { unused: 3 }), "{err}");
+    assert!(
+        matches!(err, FormatError::PayloadTrailing { unused: 3 }),
+        "{err}"
+    );
 }
 
 #[test]

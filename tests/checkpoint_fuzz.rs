@@ -41,7 +41,11 @@ fn seeds() -> Vec<(PayloadKind, Vec<u8>)> {
                 Shape::Dense { dims: vec![2, 3] },
                 vec![0.5, -1.0, 2.0, 3.5, 1e-3, 7.0],
             ),
-            ("b".into(), Shape::Named("bias".into(), Some(Box::new(Shape::Scalar))), vec![0.1]),
+            (
+                "b".into(),
+                Shape::Named("bias".into(), Some(Box::new(Shape::Scalar))),
+                vec![0.1],
+            ),
         ],
         extra: [(1, vec![1, 2, 3]), (9, vec![])].into(),
         flag: true,
@@ -56,23 +60,34 @@ fn seeds() -> Vec<(PayloadKind, Vec<u8>)> {
     let export = EncoderExport::new(
         card.clone(),
         vec![
-            NamedTensor::f32("conv1.weight", vec![2, 1, 2, 2], (0..8).map(|i| i as f32).collect())
-                .unwrap(),
+            NamedTensor::f32(
+                "conv1.weight",
+                vec![2, 1, 2, 2],
+                (0..8).map(|i| i as f32).collect(),
+            )
+            .unwrap(),
             NamedTensor::f32("bn1.running_mean", vec![2], vec![0.0, 1.0]).unwrap(),
         ],
     )
     .unwrap();
     let export16 = EncoderExport::new(
         card,
-        vec![
-            NamedTensor::new("fc.weight", vec![3], TensorData::F16(vec![f16::ONE; 3])).unwrap(),
-        ],
+        vec![NamedTensor::new("fc.weight", vec![3], TensorData::F16(vec![f16::ONE; 3])).unwrap()],
     )
     .unwrap();
     vec![
-        (PayloadKind::Checkpoint, encode_bytes(PayloadKind::Checkpoint, &ckpt).unwrap()),
-        (PayloadKind::EncoderExport, encode_bytes(PayloadKind::EncoderExport, &export).unwrap()),
-        (PayloadKind::EncoderExport, encode_bytes(PayloadKind::EncoderExport, &export16).unwrap()),
+        (
+            PayloadKind::Checkpoint,
+            encode_bytes(PayloadKind::Checkpoint, &ckpt).unwrap(),
+        ),
+        (
+            PayloadKind::EncoderExport,
+            encode_bytes(PayloadKind::EncoderExport, &export).unwrap(),
+        ),
+        (
+            PayloadKind::EncoderExport,
+            encode_bytes(PayloadKind::EncoderExport, &export16).unwrap(),
+        ),
     ]
 }
 
@@ -132,7 +147,7 @@ fn decoder_never_panics_on_random_and_mutated_input() {
     let iters: usize = std::env::var("EDGESSL_FUZZ_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(120_000);
+        .unwrap_or(400_000);
     let seeds = seeds();
     let payloads: Vec<_> = seeds.iter().map(|(k, b)| (*k, b[32..].to_vec())).collect();
     let mut rng = StdRng::seed_from_u64(0x5eed_ed9e);
@@ -183,7 +198,13 @@ fn huge_length_prefixes_do_not_allocate_or_panic() {
     let mut payload = vec![0x01]; // step varint
     payload.extend_from_slice(&[0xff; 9]);
     payload.push(0x01);
-    assert!(decode_bytes::<Ckpt>(&frame_payload(PayloadKind::Checkpoint, &payload), PayloadKind::Checkpoint).is_err());
+    assert!(
+        decode_bytes::<Ckpt>(
+            &frame_payload(PayloadKind::Checkpoint, &payload),
+            PayloadKind::Checkpoint
+        )
+        .is_err()
+    );
     // A header announcing an exabyte payload on a 40-byte file.
     let mut bytes = encode_bytes(PayloadKind::Checkpoint, &7u8).unwrap();
     bytes[16..24].copy_from_slice(&u64::MAX.to_le_bytes());

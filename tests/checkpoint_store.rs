@@ -36,10 +36,19 @@ fn steps(store: &CheckpointStore) -> Vec<u64> {
 #[test]
 fn file_names_sort_by_step_and_parse_back() {
     assert_eq!(CheckpointStore::file_name(42), "ckpt-0000000042.edgessl");
-    assert_eq!(CheckpointStore::parse_file_name("ckpt-0000000042.edgessl"), Some(42));
+    assert_eq!(
+        CheckpointStore::parse_file_name("ckpt-0000000042.edgessl"),
+        Some(42)
+    );
     assert_eq!(CheckpointStore::parse_file_name("ckpt-42.edgessl"), None);
-    assert_eq!(CheckpointStore::parse_file_name("ckpt-00000000x2.edgessl"), None);
-    assert_eq!(CheckpointStore::parse_file_name(".ckpt-0000000042.edgessl.edgessl-tmp.1.0"), None);
+    assert_eq!(
+        CheckpointStore::parse_file_name("ckpt-00000000x2.edgessl"),
+        None
+    );
+    assert_eq!(
+        CheckpointStore::parse_file_name(".ckpt-0000000042.edgessl.edgessl-tmp.1.0"),
+        None
+    );
     let big = CheckpointStore::file_name(12_345_678_901);
     assert_eq!(CheckpointStore::parse_file_name(&big), Some(12_345_678_901));
 }
@@ -53,14 +62,22 @@ fn keeps_the_last_k() {
         assert!(path.ends_with(CheckpointStore::file_name(step)));
     }
     assert_eq!(steps(&store), [300, 400, 500]);
-    assert_eq!(names(dir.path()).len(), 3, "no temp files or strays: {:?}", names(dir.path()));
+    assert_eq!(
+        names(dir.path()).len(),
+        3,
+        "no temp files or strays: {:?}",
+        names(dir.path())
+    );
     let rec = store.latest_valid::<State>().unwrap();
     let loaded = rec.loaded.unwrap();
     assert_eq!((loaded.step, loaded.value), (500, state(500)));
     assert!(rec.skipped.is_empty());
     // Re-saving an existing step replaces it atomically.
     store.save(500, &state(501)).unwrap();
-    assert_eq!(store.latest_valid::<State>().unwrap().loaded.unwrap().value, state(501));
+    assert_eq!(
+        store.latest_valid::<State>().unwrap().loaded.unwrap().value,
+        state(501)
+    );
     assert_eq!(steps(&store), [300, 400, 500]);
 }
 
@@ -84,7 +101,10 @@ fn corrupt_newest_is_skipped_with_a_warning_and_the_previous_returned() {
     let loaded = rec.loaded.expect("step 20 is intact");
     assert_eq!(loaded.step, 20);
     assert_eq!(loaded.value, state(20));
-    assert_eq!(rec.skipped.iter().map(|s| s.step).collect::<Vec<_>>(), [40, 30]);
+    assert_eq!(
+        rec.skipped.iter().map(|s| s.step).collect::<Vec<_>>(),
+        [40, 30]
+    );
     assert!(matches!(
         rec.skipped[0].error.format_error(),
         Some(FormatError::Truncated { .. })
@@ -93,7 +113,12 @@ fn corrupt_newest_is_skipped_with_a_warning_and_the_previous_returned() {
         rec.skipped[1].error.format_error(),
         Some(FormatError::ChecksumMismatch { .. })
     ));
-    assert!(rec.skipped[1].error.to_string().contains("ckpt-0000000030.edgessl"));
+    assert!(
+        rec.skipped[1]
+            .error
+            .to_string()
+            .contains("ckpt-0000000030.edgessl")
+    );
 }
 
 #[test]
@@ -115,16 +140,26 @@ fn stale_temp_files_are_ignored_and_cleaned() {
         store.save(1, &state(1)).unwrap();
     }
     // What a power cut during the save of step 2 leaves behind.
-    let stale = dir.path().join(".ckpt-0000000002.edgessl.edgessl-tmp.4242.0");
+    let stale = dir
+        .path()
+        .join(".ckpt-0000000002.edgessl.edgessl-tmp.4242.0");
     std::fs::write(&stale, b"EDGESSL\0partial").unwrap();
-    assert!(is_temp_file_name(stale.file_name().unwrap().to_str().unwrap()));
+    assert!(is_temp_file_name(
+        stale.file_name().unwrap().to_str().unwrap()
+    ));
     std::fs::write(dir.path().join("notes.txt"), b"user file").unwrap();
 
     let store = CheckpointStore::open(dir.path(), 2).unwrap();
     assert!(!stale.exists(), "stale temp file removed on open");
-    assert!(dir.path().join("notes.txt").exists(), "unrelated files untouched");
+    assert!(
+        dir.path().join("notes.txt").exists(),
+        "unrelated files untouched"
+    );
     assert_eq!(steps(&store), [1]);
-    assert_eq!(store.latest_valid::<State>().unwrap().loaded.unwrap().step, 1);
+    assert_eq!(
+        store.latest_valid::<State>().unwrap().loaded.unwrap().step,
+        1
+    );
 }
 
 /// Fails after serialising part of its data, like a crash mid-save.
@@ -148,8 +183,15 @@ fn a_failed_save_keeps_every_older_checkpoint() {
     store.save(2, &state(2)).unwrap();
     let before = names(dir.path());
     assert!(store.save(3, &Exploding).is_err());
-    assert_eq!(names(dir.path()), before, "nothing pruned, no partial or temp file");
-    assert_eq!(store.latest_valid::<State>().unwrap().loaded.unwrap().value, state(2));
+    assert_eq!(
+        names(dir.path()),
+        before,
+        "nothing pruned, no partial or temp file"
+    );
+    assert_eq!(
+        store.latest_valid::<State>().unwrap().loaded.unwrap().value,
+        state(2)
+    );
 }
 
 #[test]

@@ -47,14 +47,23 @@ fn card() -> ModelCard {
 fn realistic_tensors() -> Vec<NamedTensor> {
     let mut rng = StdRng::seed_from_u64(7);
     let mut tensors = Vec::new();
-    let mut conv = |name: &str, out: usize, inp: usize, k: usize, tensors: &mut Vec<NamedTensor>| {
-        let scale = (2.0 / (inp * k * k) as f32).sqrt();
-        let n = out * inp * k * k;
-        let w = (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale * 1.7).collect();
-        tensors.push(NamedTensor::f32(format!("{name}.weight"), vec![out, inp, k, k], w).unwrap());
-    };
+    let mut conv =
+        |name: &str, out: usize, inp: usize, k: usize, tensors: &mut Vec<NamedTensor>| {
+            let scale = (2.0 / (inp * k * k) as f32).sqrt();
+            let n = out * inp * k * k;
+            let w = (0..n)
+                .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale * 1.7)
+                .collect();
+            tensors
+                .push(NamedTensor::f32(format!("{name}.weight"), vec![out, inp, k, k], w).unwrap());
+        };
     let bn = |name: &str, c: usize, tensors: &mut Vec<NamedTensor>| {
-        for (suffix, v) in [("weight", 1.0), ("bias", 0.01), ("running_mean", 0.05), ("running_var", 0.9)] {
+        for (suffix, v) in [
+            ("weight", 1.0),
+            ("bias", 0.01),
+            ("running_mean", 0.05),
+            ("running_var", 0.9),
+        ] {
             let data = (0..c).map(|i| v + i as f32 * 1e-3).collect();
             tensors.push(NamedTensor::f32(format!("{name}.{suffix}"), vec![c], data).unwrap());
         }
@@ -99,11 +108,20 @@ fn f32_export_round_trips_bit_exactly_with_card_beside_it() {
     assert!(text.contains("[trunk]"), "{text}");
     let parsed = ModelCard::from_toml(&text).unwrap();
     assert_eq!(parsed, export.card);
-    assert_eq!(parsed.trunk.config_table().unwrap()["widths"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        parsed.trunk.config_table().unwrap()["widths"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 
     // An export is not a checkpoint.
     let err = read_file::<EncoderExport>(&path, PayloadKind::Checkpoint).unwrap_err();
-    assert!(matches!(err.format_error(), Some(FormatError::WrongKind { .. })));
+    assert!(matches!(
+        err.format_error(),
+        Some(FormatError::WrongKind { .. })
+    ));
 }
 
 #[test]
@@ -112,7 +130,10 @@ fn f16_export_is_about_half_the_size_and_within_rounding() {
     let export = EncoderExport::new(card(), realistic_tensors()).unwrap();
     let half = export.to_precision(Precision::F16).unwrap();
     assert_eq!(half.card.precision, Precision::F16);
-    let (p32, p16) = (dir.path().join("e32.edgessl"), dir.path().join("e16.edgessl"));
+    let (p32, p16) = (
+        dir.path().join("e32.edgessl"),
+        dir.path().join("e16.edgessl"),
+    );
     export.save(&p32).unwrap();
     half.save(&p16).unwrap();
     let (s32, s16) = (
@@ -165,7 +186,11 @@ fn f16_overflow_is_refused_not_turned_into_infinity() {
 fn inconsistent_tensor_sets_are_refused() {
     assert!(matches!(
         NamedTensor::f32("w", vec![2, 3], vec![0.0; 5]),
-        Err(TensorError::ShapeMismatch { expected: 6, actual: 5, .. })
+        Err(TensorError::ShapeMismatch {
+            expected: 6,
+            actual: 5,
+            ..
+        })
     ));
     let a = NamedTensor::f32("w", vec![1], vec![0.0]).unwrap();
     assert!(matches!(
@@ -182,7 +207,10 @@ fn inconsistent_tensor_sets_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(
         export.save(dir.path().join("x.edgessl")),
-        Err(ExportError::Tensor(TensorError::CardMismatch { field: "param_count", .. }))
+        Err(ExportError::Tensor(TensorError::CardMismatch {
+            field: "param_count",
+            ..
+        }))
     ));
     assert!(!dir.path().join("x.edgessl").exists());
 }

@@ -22,7 +22,11 @@ fn export() -> EncoderExport {
         created_at_unix: 1_700_000_000,
         ..ModelCard::default()
     };
-    let seq = |n: usize, scale: f32| (0..n).map(|i| (i as f32 - n as f32 / 2.0) * scale).collect::<Vec<_>>();
+    let seq = |n: usize, scale: f32| {
+        (0..n)
+            .map(|i| (i as f32 - n as f32 / 2.0) * scale)
+            .collect::<Vec<_>>()
+    };
     EncoderExport::new(
         card,
         vec![
@@ -67,10 +71,16 @@ fn f32_and_f16_read_back_by_the_safetensors_crate() {
     let dir = tempfile::tempdir().unwrap();
     for precision in [Precision::F32, Precision::F16] {
         let export = export().to_precision(precision).unwrap();
-        let path = dir.path().join(format!("enc-{}.safetensors", precision.as_str()));
+        let path = dir
+            .path()
+            .join(format!("enc-{}.safetensors", precision.as_str()));
         write_safetensors(&path, &export).unwrap();
         check_with_crate(&path, &export);
-        assert!(dir.path().join(format!("enc-{}.safetensors.card.toml", precision.as_str())).exists());
+        assert!(
+            dir.path()
+                .join(format!("enc-{}.safetensors.card.toml", precision.as_str()))
+                .exists()
+        );
 
         let back = read_safetensors(&path).unwrap();
         assert_eq!(back.card.as_ref(), Some(&export.card));
@@ -114,7 +124,7 @@ with safe_open(sys.argv[1], framework="np") as f:
     for name in f.keys():
         t = f.get_tensor(name)
         out[name] = {"shape": list(t.shape), "dtype": str(t.dtype),
-                     "values": t.astype(np.float64).ravel().tolist()}
+                     "hex": t.tobytes().hex()}
 print(json.dumps({"meta": meta, "tensors": out}))
 "#;
 
@@ -128,11 +138,20 @@ fn python_safetensors_reads_the_file() {
         let export = export().to_precision(precision).unwrap();
         let path = dir.path().join("enc.safetensors");
         write_safetensors(&path, &export).unwrap();
-        let out = Command::new("python3").args(["-c", PY_CHECK]).arg(&path).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("python3")
+            .args(["-c", PY_CHECK])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["meta"]["method"], "directpred");
-        let card: ModelCard = serde_json::from_str(v["meta"]["edgessl.card"].as_str().unwrap()).unwrap();
+        let card: ModelCard =
+            serde_json::from_str(v["meta"]["edgessl.card"].as_str().unwrap()).unwrap();
         assert_eq!(card, export.card);
         let tensors = v["tensors"].as_object().unwrap();
         assert_eq!(tensors.len(), export.tensors.len());
@@ -145,9 +164,14 @@ fn python_safetensors_reads_the_file() {
                 TensorData::F16(_) => "float16",
             };
             assert_eq!(py["dtype"], dtype, "{}", t.name);
-            let values: Vec<f64> = serde_json::from_value(py["values"].clone()).unwrap();
-            let ours: Vec<f64> = t.data.to_f32_vec().into_iter().map(f64::from).collect();
-            assert_eq!(values, ours, "{}", t.name);
+            // Bit patterns: JSON float text would add a second rounding step.
+            let ours: String = t
+                .data
+                .to_le_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(py["hex"], ours, "{}", t.name);
         }
     }
 }

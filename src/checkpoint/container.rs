@@ -105,7 +105,8 @@ impl Header {
                 actual: total_len,
             });
         }
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         if crc32fast::hash(&bytes[0..28]) != u32_at(28) {
             return Err(FormatError::HeaderCorrupt);
         }

@@ -39,7 +39,8 @@ pub enum FormatError {
     },
     /// Written by a newer edgessl whose payload layout this build cannot know.
     #[error(
-        "written by a newer edgessl: format v{version}, this build reads up to v{FORMAT_VERSION}"
+        "written by a newer edgessl: format v{version}, this build reads up to v{max}",
+        max = FORMAT_VERSION
     )]
     FutureVersion {
         /// The version found.
@@ -60,7 +61,9 @@ pub enum FormatError {
         found: PayloadKind,
     },
     /// The payload's CRC32 does not match: bit rot, a torn write, or tampering.
-    #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): file is corrupt")]
+    #[error(
+        "checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): file is corrupt"
+    )]
     ChecksumMismatch {
         /// CRC32 stored in the header.
         stored: u32,

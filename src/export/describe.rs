@@ -3,7 +3,7 @@
 use super::encoder::EncoderExport;
 use super::tensor::NamedTensor;
 use crate::checkpoint::container::{HEADER_LEN, MAGIC};
-use crate::checkpoint::{HeaderInfo, PayloadKind, inspect};
+use crate::checkpoint::{CheckpointError, HeaderInfo, PayloadKind, inspect};
 use ::safetensors::SafeTensors;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
@@ -28,8 +28,17 @@ pub fn describe_file(path: impl AsRef<Path>) -> Result<String> {
 }
 
 fn describe_container(path: &Path) -> Result<String> {
-    let info = inspect(path)?;
     let mut out = String::new();
+    let info = match inspect(path) {
+        Ok(info) => info,
+        // Recognised by its magic, but the header itself is damaged or cut short.
+        Err(CheckpointError::Format { source, .. }) => {
+            writeln!(out, "{}: edgessl file (header unreadable)", path.display())?;
+            writeln!(out, "verifies: no ({source})")?;
+            return Ok(out);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let kind = match info.kind {
         Some(PayloadKind::Checkpoint) => "checkpoint".to_owned(),
         Some(PayloadKind::EncoderExport) => "encoder export".to_owned(),
@@ -37,7 +46,11 @@ fn describe_container(path: &Path) -> Result<String> {
     };
     writeln!(out, "{}: edgessl {kind}", path.display())?;
     writeln!(out, "format version: v{}", info.version)?;
-    writeln!(out, "payload: {} bytes (file {} bytes)", info.payload_len, info.file_len)?;
+    writeln!(
+        out,
+        "payload: {} bytes (file {} bytes)",
+        info.payload_len, info.file_len
+    )?;
     if !info.verifies() {
         writeln!(out, "verifies: no ({})", why_not(&info))?;
         return Ok(out);
@@ -53,7 +66,12 @@ fn describe_container(path: &Path) -> Result<String> {
             writeln!(out, "verifies: yes (checksum ok, tensors consistent)")?;
             writeln!(out, "\n[card]")?;
             out.push_str(&export.card.to_toml()?);
-            writeln!(out, "\n[tensors] {} tensors, {} values", export.tensors.len(), export.param_count())?;
+            writeln!(
+                out,
+                "\n[tensors] {} tensors, {} values",
+                export.tensors.len(),
+                export.param_count()
+            )?;
             for t in &export.tensors {
                 write_tensor_line(&mut out, &t.name, &t.shape, tensor_dtype(t))?;
             }
@@ -81,7 +99,12 @@ fn tensor_dtype(t: &NamedTensor) -> &'static str {
     }
 }
 
-fn write_tensor_line(out: &mut String, name: &str, shape: &[usize], dtype: &str) -> std::fmt::Result {
+fn write_tensor_line(
+    out: &mut String,
+    name: &str,
+    shape: &[usize],
+    dtype: &str,
+) -> std::fmt::Result {
     writeln!(out, "  {name:<40} {dtype:<5} {shape:?}")
 }
 
@@ -95,7 +118,10 @@ fn describe_safetensors(path: &Path) -> Result<String> {
     })?;
     let mut out = String::new();
     writeln!(out, "{}: safetensors", path.display())?;
-    writeln!(out, "verifies: yes (header and tensor offsets consistent; no checksum in format)")?;
+    writeln!(
+        out,
+        "verifies: yes (header and tensor offsets consistent; no checksum in format)"
+    )?;
     if let Some(meta) = header.metadata() {
         let mut keys: Vec<_> = meta.keys().collect();
         keys.sort();
@@ -106,7 +132,10 @@ fn describe_safetensors(path: &Path) -> Result<String> {
     }
     let infos = header.tensors();
     let names = header.offset_keys();
-    let total: usize = infos.values().map(|i| i.shape.iter().product::<usize>()).sum();
+    let total: usize = infos
+        .values()
+        .map(|i| i.shape.iter().product::<usize>())
+        .sum();
     writeln!(out, "\n[tensors] {} tensors, {total} values", names.len())?;
     for name in &names {
         let info = infos[name];

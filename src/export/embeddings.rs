@@ -14,7 +14,9 @@ fn check_matrix(path: &Path, rows: usize, cols: usize, len: usize) -> Result<(),
     if rows.checked_mul(cols) != Some(len) {
         return Err(ExportError::Embeddings {
             path: path.to_owned(),
-            message: format!("{rows} x {cols} embedding matrix needs {rows}*{cols} values, got {len}"),
+            message: format!(
+                "{rows} x {cols} embedding matrix needs {rows}*{cols} values, got {len}"
+            ),
         });
     }
     Ok(())
@@ -27,7 +29,11 @@ fn check_matrix(path: &Path, rows: usize, cols: usize, len: usize) -> Result<(),
 ///
 /// Panics if `data.len() != rows * cols` (a caller bug); [`write_npy`] checks first.
 pub fn npy_bytes(rows: usize, cols: usize, data: &[f32]) -> Vec<u8> {
-    assert_eq!(rows.checked_mul(cols), Some(data.len()), "matrix shape mismatch");
+    assert_eq!(
+        rows.checked_mul(cols),
+        Some(data.len()),
+        "matrix shape mismatch"
+    );
     let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // magic(6) + version(2) + header length(2) + dict + padding + '\n'
     let unpadded = NPY_MAGIC.len() + 2 + 2 + dict.len() + 1;
@@ -72,7 +78,7 @@ pub fn read_npy_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>), Ex
         return Err(bad("not an .npy file".into()));
     }
     let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
         2 | 3 if bytes.len() >= 12 => (
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
@@ -91,7 +97,8 @@ pub fn read_npy_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>), Ex
     if !descr.starts_with("'<f4'") {
         return Err(bad(format!("dtype is not '<f4': {dict}")));
     }
-    let fortran = field("fortran_order").ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
+    let fortran =
+        field("fortran_order").ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
     if !fortran.starts_with("False") {
         return Err(bad("Fortran-order arrays are not supported".into()));
     }

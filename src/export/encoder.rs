@@ -70,8 +70,12 @@ impl EncoderExport {
                 actual: actual.to_string(),
             })
         };
-        if let Some(e) = mismatch("tensor_count", self.card.tensor_count, self.tensors.len() as u64)
-            .or_else(|| mismatch("param_count", self.card.param_count, self.param_count()))
+        if let Some(e) = mismatch(
+            "tensor_count",
+            self.card.tensor_count,
+            self.tensors.len() as u64,
+        )
+        .or_else(|| mismatch("param_count", self.card.param_count, self.param_count()))
         {
             return Err(e);
         }

@@ -39,7 +39,9 @@ impl View for &TensorView<'_> {
 
 /// The export as safetensors bytes: tensors under their own names (F32 or F16, little-endian,
 /// C order) and the card in `__metadata__` (see [`ModelCard::to_metadata`]).
-pub fn safetensors_bytes(export: &EncoderExport) -> Result<Vec<u8>, ::safetensors::SafeTensorError> {
+pub fn safetensors_bytes(
+    export: &EncoderExport,
+) -> Result<Vec<u8>, ::safetensors::SafeTensorError> {
     let views: Vec<TensorView<'_>> = export
         .tensors
         .iter()
@@ -56,7 +58,10 @@ pub fn safetensors_bytes(export: &EncoderExport) -> Result<Vec<u8>, ::safetensor
 
 /// Validate, then write the export as a safetensors file (atomically) and its card to
 /// [`card_path_for`]`(path)`.
-pub fn write_safetensors(path: impl AsRef<Path>, export: &EncoderExport) -> Result<(), ExportError> {
+pub fn write_safetensors(
+    path: impl AsRef<Path>,
+    export: &EncoderExport,
+) -> Result<(), ExportError> {
     let path = path.as_ref();
     export.validate()?;
     let bytes = safetensors_bytes(export).map_err(|source| ExportError::Safetensors {
