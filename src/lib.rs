@@ -1,7 +1,7 @@
 //! edgessl: on-device non-contrastive self-supervised pretraining (BYOL, SimSiam, DirectPred,
 //! DirectCopy) of compact image encoders, generic over burn backends.
 
-pub mod checkpoint;
-pub mod cli;
 pub mod data;
+pub mod cli;
+pub mod checkpoint;
 pub mod export;
