@@ -227,3 +227,40 @@ fn write_atomic_failure_leaves_target_untouched() {
     assert_eq!(std::fs::read(&target).unwrap(), b"new");
     assert_eq!(names(dir.path()), ["model.bin"]);
 }
+
+/// Collects everything a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn skipping_a_checkpoint_logs_a_warning_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CheckpointStore::open(dir.path(), 3).unwrap();
+    store.save(1, &state(1)).unwrap();
+    store.save(2, &state(2)).unwrap();
+    std::fs::write(store.path_for(2), b"garbage").unwrap();
+
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let rec =
+        tracing::subscriber::with_default(subscriber, || store.latest_valid::<State>().unwrap());
+    assert_eq!(rec.loaded.unwrap().step, 1);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("skipping checkpoint at step 2"), "{text}");
+    assert!(text.contains("ckpt-0000000002.edgessl"), "{text}");
+}

@@ -88,7 +88,7 @@ impl TensorData {
 
     /// Rebuild from little-endian bytes; `None` when the length is not a whole number of values.
     pub fn from_le_bytes(precision: Precision, bytes: &[u8]) -> Option<Self> {
-        if bytes.len() % precision.size_of() != 0 {
+        if !bytes.len().is_multiple_of(precision.size_of()) {
             return None;
         }
         Some(match precision {
