@@ -219,3 +219,21 @@ fn huge_length_prefixes_do_not_allocate_or_panic() {
     };
     assert!(t.validate().is_err());
 }
+
+#[test]
+fn npy_reader_never_panics_on_mutated_input() {
+    let seed = edgessl::export::npy_bytes(3, 4, &[1.5; 12]);
+    let mut rng = StdRng::seed_from_u64(0x00e9_7000);
+    for _ in 0..100_000 {
+        let mut input = seed.clone();
+        // Bias mutations towards the header, where the parsing happens.
+        if rng.random_bool(0.7) {
+            input.truncate(rng.random_range(0..=80));
+            mutate(&mut rng, &mut input);
+            input.extend_from_slice(&seed[80.min(seed.len())..]);
+        } else {
+            mutate(&mut rng, &mut input);
+        }
+        let _ = edgessl::export::parse_npy_f32(&input);
+    }
+}

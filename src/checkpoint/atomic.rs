@@ -9,6 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Marker in temp file names; [`is_temp_file_name`] recognises it so stale temp files left by a
 /// crash can be found and removed.
@@ -17,18 +18,34 @@ const TEMP_MARKER: &str = ".edgessl-tmp.";
 /// Distinguishes temp files of concurrent writes within one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// True for names produced by this module's temp files (`.<name>.edgessl-tmp.<pid>.<n>`).
+/// True for names of this module's temp files (`.<name>.edgessl-tmp.<pid>.<clock>.<n>`).
 pub fn is_temp_file_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(TEMP_MARKER)
 }
 
-fn temp_path_for(path: &Path, dir: &Path) -> PathBuf {
+/// A fresh temp file next to `path`. The name mixes pid, clock and a counter, and creation
+/// retries on a clash, because embedded devices often boot with the same pids and a stale temp
+/// file of an earlier boot may still carry this process's name.
+fn create_temp_for(path: &Path, dir: &Path) -> io::Result<(PathBuf, File)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{name}{TEMP_MARKER}{}.{n}", std::process::id()))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut attempt = 0;
+    loop {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(
+            ".{name}{TEMP_MARKER}{}.{nanos:x}.{n}",
+            std::process::id()
+        ));
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
+            result => return result.map(|file| (tmp, file)),
+        }
+    }
 }
 
 /// The folder holding `path` (`.` for a bare file name).
@@ -49,8 +66,7 @@ where
     F: FnOnce(&mut File) -> io::Result<()>,
 {
     let dir = parent_dir(path);
-    let tmp = temp_path_for(path, dir);
-    let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    let (tmp, mut file) = create_temp_for(path, dir)?;
     let written = write(&mut file).and_then(|()| file.sync_all());
     drop(file);
     if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {

@@ -54,6 +54,14 @@ pub struct Recovery<T> {
     pub skipped: Vec<SkippedCheckpoint>,
 }
 
+impl<T> Recovery<T> {
+    /// The loaded checkpoint's path and value, dropping the step and the skipped list (log or
+    /// show `skipped` first if it matters to the caller).
+    pub fn into_path_and_value(self) -> Option<(PathBuf, T)> {
+        self.loaded.map(|l| (l.path, l.value))
+    }
+}
+
 /// A checkpoint folder keeping the last `keep` checkpoints.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {

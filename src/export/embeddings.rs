@@ -70,12 +70,16 @@ pub fn write_npy(
 pub fn read_npy_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>), ExportError> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| ExportError::io(path, e))?;
-    let bad = |message: String| ExportError::Embeddings {
+    parse_npy_f32(&bytes).map_err(|message| ExportError::Embeddings {
         path: path.to_owned(),
         message,
-    };
+    })
+}
+
+/// [`read_npy_f32`] on bytes in memory; the error says what is wrong. Never panics.
+pub fn parse_npy_f32(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
     if bytes.len() < 10 || &bytes[..6] != NPY_MAGIC {
-        return Err(bad("not an .npy file".into()));
+        return Err("not an .npy file".into());
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
@@ -83,46 +87,45 @@ pub fn read_npy_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>), Ex
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(bad(format!("unsupported .npy version {v}"))),
+        v => return Err(format!("unsupported or truncated .npy version {v}")),
     };
     let dict = bytes
         .get(start..start.saturating_add(header_len))
         .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("truncated or non-text .npy header".into()))?;
+        .ok_or("truncated or non-text .npy header")?;
     let field = |key: &str| -> Option<&str> {
         let rest = &dict[dict.find(&format!("'{key}':"))? + key.len() + 3..];
         Some(rest.trim_start())
     };
-    let descr = field("descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
+    let descr = field("descr").ok_or("header has no 'descr'")?;
     if !descr.starts_with("'<f4'") {
-        return Err(bad(format!("dtype is not '<f4': {dict}")));
+        return Err(format!("dtype is not '<f4': {dict}"));
     }
-    let fortran =
-        field("fortran_order").ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
+    let fortran = field("fortran_order").ok_or("header has no 'fortran_order'")?;
     if !fortran.starts_with("False") {
-        return Err(bad("Fortran-order arrays are not supported".into()));
+        return Err("Fortran-order arrays are not supported".into());
     }
     let shape_text = field("shape")
         .and_then(|s| s.strip_prefix('('))
         .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("header has no 'shape' tuple".into()))?;
+        .ok_or("header has no 'shape' tuple")?;
     let shape = shape_text
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("bad shape ({shape_text}): {e}")))?;
+        .map_err(|e| format!("bad shape ({shape_text}): {e}"))?;
     let count = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| bad("shape overflows".into()))?;
+        .ok_or("shape overflows")?;
     let body = &bytes[start + header_len..];
     if Some(body.len()) != count.checked_mul(4) {
-        return Err(bad(format!(
+        return Err(format!(
             "shape {shape:?} needs {count} values, file has {} bytes of data",
             body.len()
-        )));
+        ));
     }
     let values = body
         .chunks_exact(4)
