@@ -264,3 +264,66 @@ fn skipping_a_checkpoint_logs_a_warning_naming_it() {
     assert!(text.contains("skipping checkpoint at step 2"), "{text}");
     assert!(text.contains("ckpt-0000000002.edgessl"), "{text}");
 }
+
+/// Env var that turns `killed_writer_never_leaves_a_corrupt_checkpoint` into the child that
+/// saves checkpoints in a loop until it is killed.
+const CRASH_CHILD_DIR: &str = "EDGESSL_TEST_CRASH_CHILD_DIR";
+
+#[test]
+fn killed_writer_never_leaves_a_corrupt_checkpoint() {
+    if let Ok(dir) = std::env::var(CRASH_CHILD_DIR) {
+        // Child: resume like the trainer would, then save big checkpoints as fast as possible.
+        let store = CheckpointStore::open(&dir, 2).unwrap();
+        let rec = store.latest_valid::<State>().unwrap();
+        let mut step = rec.loaded.map_or(0, |l| l.step);
+        let mut big = state(0);
+        big.weights = vec![0.5; 500_000];
+        loop {
+            step += 1;
+            big.step = step;
+            store.save(step, &big).unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut last_step = 0;
+    for round in 0..6u64 {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "killed_writer_never_leaves_a_corrupt_checkpoint",
+                "--nocapture",
+            ])
+            .env(CRASH_CHILD_DIR, dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill at varying points of a save (each takes a few ms).
+        std::thread::sleep(std::time::Duration::from_millis(150 + 37 * round));
+        child.kill().unwrap(); // SIGKILL: no destructors, no cleanup.
+        child.wait().unwrap();
+
+        // Every file under a checkpoint name verifies; only temp files may be partial.
+        let store = CheckpointStore::open(dir.path(), 2).unwrap();
+        for entry in store.list().unwrap() {
+            let s: State = edgessl::checkpoint::read_file(
+                &entry.path,
+                edgessl::checkpoint::PayloadKind::Checkpoint,
+            )
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(s.step, entry.step);
+        }
+        let rec = store.latest_valid::<State>().unwrap();
+        assert!(rec.skipped.is_empty(), "round {round}: {:?}", rec.skipped);
+        if let Some(l) = rec.loaded {
+            assert!(l.step >= last_step, "progress never goes backwards");
+            last_step = l.step;
+        }
+        assert!(
+            names(dir.path()).iter().all(|n| !is_temp_file_name(n)),
+            "stale temp files are cleaned on open"
+        );
+    }
+    println!("crash test: reached step {last_step} over 6 killed runs");
+    assert!(last_step > 0, "the child never completed a save");
+}
