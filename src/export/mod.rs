@@ -17,7 +17,7 @@ pub mod tensor;
 pub use card::{ModelCard, TrunkInfo};
 pub use describe::describe_file;
 pub use embeddings::{npy_bytes, parse_npy_f32, read_npy_f32, write_csv, write_npy};
-pub use encoder::{EncoderExport, card_path_for};
+pub use encoder::{EncoderExport, card_path_for, read_card, write_card};
 pub use error::{ExportError, TensorError};
 pub use safetensors::{SafetensorsFile, read_safetensors, safetensors_bytes, write_safetensors};
 pub use tensor::{NamedTensor, Precision, TensorData};
