@@ -2,7 +2,7 @@
 
 use edgessl::checkpoint::CheckpointStore;
 use edgessl::export::{
-    EncoderExport, ModelCard, NamedTensor, Precision, describe_file, write_safetensors,
+    EncoderExport, ModelCard, NamedTensor, Precision, describe, describe_file, write_safetensors,
 };
 
 fn export() -> EncoderExport {
@@ -42,8 +42,13 @@ fn describes_an_export_with_tensors_and_card() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let text = describe_file(&path).unwrap();
-    assert!(text.contains("verifies: no (checksum mismatch"), "{text}");
+    let d = describe(&path).unwrap();
+    assert!(!d.verifies);
+    assert!(
+        d.text.contains("verifies: no (checksum mismatch"),
+        "{}",
+        d.text
+    );
 }
 
 #[test]
@@ -51,22 +56,30 @@ fn describes_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let store = CheckpointStore::open(dir.path(), 2).unwrap();
     let path = store.save(7, &vec![1u32, 2, 3]).unwrap();
-    let text = describe_file(&path).unwrap();
+    let d = describe(&path).unwrap();
+    assert!(d.verifies);
     assert!(
-        text.contains("edgessl checkpoint") && text.contains("verifies: yes"),
-        "{text}"
+        d.text.contains("edgessl checkpoint") && d.text.contains("verifies: yes"),
+        "{}",
+        d.text
     );
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
-    let text = describe_file(&path).unwrap();
-    assert!(text.contains("verifies: no"), "{text}");
+    let d = describe(&path).unwrap();
+    assert!(!d.verifies);
+    assert!(d.text.contains("verifies: no (file length"), "{}", d.text);
     // Header damage: recognised by its magic, described as not verifying.
     let mut bytes = bytes.clone();
     bytes[10] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let text = describe_file(&path).unwrap();
-    assert!(text.contains("ckpt-0000000007.edgessl"), "{text}");
-    assert!(text.contains("verifies: no (corrupt header"), "{text}");
+    let d = describe(&path).unwrap();
+    assert!(!d.verifies);
+    assert!(d.text.contains("ckpt-0000000007.edgessl"), "{}", d.text);
+    assert!(
+        d.text.contains("verifies: no (corrupt header"),
+        "{}",
+        d.text
+    );
 }
 
 #[test]
@@ -83,6 +96,11 @@ fn describes_safetensors_and_refuses_other_files() {
         text.contains("F32") && text.contains("method = simsiam"),
         "{text}"
     );
+    assert!(
+        !text.contains("\"channels\""),
+        "card JSON summarised, not dumped: {text}"
+    );
+    assert!(describe(&path).unwrap().verifies);
 
     let other = dir.path().join("notes.txt");
     std::fs::write(&other, "hello").unwrap();

@@ -13,9 +13,9 @@ pub struct InspectArgs {
 /// Print the description of the file; a damaged file is described, not an error, but exits
 /// non-zero so scripts can check integrity.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let text = crate::export::describe_file(&args.file)?;
-    print!("{text}");
-    if text.contains("\nverifies: no") {
+    let description = crate::export::describe(&args.file)?;
+    print!("{}", description.text);
+    if !description.verifies {
         anyhow::bail!("{}: does not verify", args.file.display());
     }
     Ok(())

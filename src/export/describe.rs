@@ -1,7 +1,7 @@
 //! Human-readable description of any file edgessl writes, for `edgessl inspect`.
 
+use super::card::CARD_JSON_KEY;
 use super::encoder::EncoderExport;
-use super::tensor::NamedTensor;
 use crate::checkpoint::container::{HEADER_LEN, MAGIC};
 use crate::checkpoint::{CheckpointError, HeaderInfo, PayloadKind, inspect};
 use ::safetensors::SafeTensors;
@@ -10,11 +10,21 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 
+/// What [`describe`] found out about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDescription {
+    /// Multi-line report: kind, header fields, verification, card and tensors.
+    pub text: String,
+    /// True when the file is intact (checksum, and for exports tensor consistency; for
+    /// safetensors, a consistent header, since that format has no checksum).
+    pub verifies: bool,
+}
+
 /// Describe an edgessl container (checkpoint or encoder export) or a safetensors file: what it
 /// holds and whether it verifies. A file that is recognised but damaged is described (with
 /// `verifies: no` and the reason) rather than returned as an error; an unreadable or
 /// unrecognised file is an error naming it.
-pub fn describe_file(path: impl AsRef<Path>) -> Result<String> {
+pub fn describe(path: impl AsRef<Path>) -> Result<FileDescription> {
     let path = path.as_ref();
     let mut head = Vec::with_capacity(MAGIC.len());
     std::fs::File::open(path)
@@ -27,7 +37,12 @@ pub fn describe_file(path: impl AsRef<Path>) -> Result<String> {
     }
 }
 
-fn describe_container(path: &Path) -> Result<String> {
+/// [`describe`], text only.
+pub fn describe_file(path: impl AsRef<Path>) -> Result<String> {
+    describe(path).map(|d| d.text)
+}
+
+fn describe_container(path: &Path) -> Result<FileDescription> {
     let mut out = String::new();
     let info = match inspect(path) {
         Ok(info) => info,
@@ -35,7 +50,10 @@ fn describe_container(path: &Path) -> Result<String> {
         Err(CheckpointError::Format { source, .. }) => {
             writeln!(out, "{}: edgessl file (header unreadable)", path.display())?;
             writeln!(out, "verifies: no ({source})")?;
-            return Ok(out);
+            return Ok(FileDescription {
+                text: out,
+                verifies: false,
+            });
         }
         Err(e) => return Err(e.into()),
     };
@@ -51,33 +69,44 @@ fn describe_container(path: &Path) -> Result<String> {
         "payload: {} bytes (file {} bytes)",
         info.payload_len, info.file_len
     )?;
+    let verdict = |out: String, verifies| {
+        Ok(FileDescription {
+            text: out,
+            verifies,
+        })
+    };
     if !info.verifies() {
         writeln!(out, "verifies: no ({})", why_not(&info))?;
-        return Ok(out);
+        return verdict(out, false);
     }
     if info.kind != Some(PayloadKind::EncoderExport) {
         // A checkpoint's payload type belongs to the trainer; the checksum is all we can check.
         writeln!(out, "verifies: yes (checksum ok)")?;
-        return Ok(out);
+        return verdict(out, true);
     }
-    match EncoderExport::load(path) {
-        Err(e) => writeln!(out, "verifies: no ({e})")?,
-        Ok(export) => {
-            writeln!(out, "verifies: yes (checksum ok, tensors consistent)")?;
-            writeln!(out, "\n[card]")?;
-            out.push_str(&export.card.to_toml()?);
-            writeln!(
-                out,
-                "\n[tensors] {} tensors, {} values",
-                export.tensors.len(),
-                export.param_count()
-            )?;
-            for t in &export.tensors {
-                write_tensor_line(&mut out, &t.name, &t.shape, tensor_dtype(t))?;
-            }
+    let export = match EncoderExport::load(path) {
+        Ok(export) => export,
+        Err(e) => {
+            writeln!(out, "verifies: no ({e})")?;
+            return verdict(out, false);
         }
+    };
+    writeln!(out, "verifies: yes (checksum ok, tensors consistent)")?;
+    writeln!(out, "\nmodel card:")?;
+    for line in export.card.to_toml()?.lines() {
+        writeln!(out, "  {line}")?;
     }
-    Ok(out)
+    writeln!(
+        out,
+        "\ntensors: {} tensors, {} values",
+        export.tensors.len(),
+        export.param_count()
+    )?;
+    for t in &export.tensors {
+        let dtype = t.precision().as_str().to_uppercase();
+        write_tensor_line(&mut out, &t.name, &t.shape, &dtype)?;
+    }
+    verdict(out, true)
 }
 
 fn why_not(info: &HeaderInfo) -> String {
@@ -92,13 +121,6 @@ fn why_not(info: &HeaderInfo) -> String {
     }
 }
 
-fn tensor_dtype(t: &NamedTensor) -> &'static str {
-    match t.precision() {
-        super::Precision::F32 => "F32",
-        super::Precision::F16 => "F16",
-    }
-}
-
 fn write_tensor_line(
     out: &mut String,
     name: &str,
@@ -108,7 +130,7 @@ fn write_tensor_line(
     writeln!(out, "  {name:<40} {dtype:<5} {shape:?}")
 }
 
-fn describe_safetensors(path: &Path) -> Result<String> {
+fn describe_safetensors(path: &Path) -> Result<FileDescription> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
         anyhow::anyhow!(
@@ -120,26 +142,33 @@ fn describe_safetensors(path: &Path) -> Result<String> {
     writeln!(out, "{}: safetensors", path.display())?;
     writeln!(
         out,
-        "verifies: yes (header and tensor offsets consistent; no checksum in format)"
+        "verifies: yes (header and tensor offsets consistent; the format has no checksum)"
     )?;
     if let Some(meta) = header.metadata() {
-        let mut keys: Vec<_> = meta.keys().collect();
+        let mut keys: Vec<_> = meta.keys().filter(|k| *k != CARD_JSON_KEY).collect();
         keys.sort();
-        writeln!(out, "\n[metadata]")?;
+        writeln!(out, "\nmetadata:")?;
         for k in keys {
             writeln!(out, "  {k} = {}", meta[k])?;
+        }
+        if meta.contains_key(CARD_JSON_KEY) {
+            writeln!(out, "  ({CARD_JSON_KEY}: the full model card as JSON)")?;
         }
     }
     let infos = header.tensors();
     let names = header.offset_keys();
+    // read_metadata has checked every shape product for overflow.
     let total: usize = infos
         .values()
         .map(|i| i.shape.iter().product::<usize>())
         .sum();
-    writeln!(out, "\n[tensors] {} tensors, {total} values", names.len())?;
+    writeln!(out, "\ntensors: {} tensors, {total} values", names.len())?;
     for name in &names {
         let info = infos[name];
         write_tensor_line(&mut out, name, &info.shape, &format!("{:?}", info.dtype))?;
     }
-    Ok(out)
+    Ok(FileDescription {
+        text: out,
+        verifies: true,
+    })
 }

@@ -15,7 +15,7 @@ pub mod safetensors;
 pub mod tensor;
 
 pub use card::{ModelCard, TrunkInfo};
-pub use describe::describe_file;
+pub use describe::{FileDescription, describe, describe_file};
 pub use embeddings::{npy_bytes, parse_npy_f32, read_npy_f32, write_csv, write_npy};
 pub use encoder::{EncoderExport, card_path_for, read_card, write_card};
 pub use error::{ExportError, TensorError};
