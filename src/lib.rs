@@ -1,12 +1,17 @@
 //! edgessl: on-device non-contrastive self-supervised pretraining (BYOL, SimSiam, DirectPred,
 //! DirectCopy) of compact image encoders, generic over burn backends.
+//!
+//! The pipeline: frames ([`data`]) → augment → encoder/heads ([`model`]) → method ([`ssl`])
+//! → step ([`train`]) → checkpoint ([`checkpoint`]) → export ([`export`]).
 
-pub mod data;
-pub mod cli;
 pub mod backend;
-pub mod model;
-pub mod ssl;
+pub mod checkpoint;
+pub mod cli;
 pub mod config;
+pub mod data;
+pub mod export;
 pub mod memory;
-pub mod train;
+pub mod model;
 pub mod runtime;
+pub mod ssl;
+pub mod train;
