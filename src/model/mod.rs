@@ -4,6 +4,7 @@ pub mod block;
 pub mod config;
 pub mod encoder;
 pub mod head;
+pub mod named;
 pub mod norm;
 pub mod trunk;
 

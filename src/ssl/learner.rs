@@ -14,6 +14,7 @@ use super::mlp::MlpPredictor;
 use super::none::NoPredictor;
 use super::predictor::{PredictorNet, PredictorRule};
 use super::set_from_correlation::SetFromCorrelation;
+use super::state::{LearnerState, record_bytes, record_from_bytes};
 use crate::data::ViewBatch;
 use crate::model::{Encoder, ModelConfig};
 use burn::module::Module;
@@ -56,6 +57,22 @@ pub fn predictor_rule<B: AutodiffBackend>(method: &MethodConfig) -> Box<dyn Pred
         }
         PredictorKind::None => Box::new(NoPredictor),
     }
+}
+
+/// Touches every parameter so it is initialised now.
+///
+/// burn initialises parameters lazily, and a clone of a not-yet-initialised parameter
+/// initialises independently, with other random values. Materialising right after
+/// construction makes the weights a function of the seed alone and keeps snapshots
+/// (checkpoints, the target copy) identical to the network that trains.
+fn materialize<B: Backend, M: Module<B>>(module: &M) {
+    struct Touch;
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
 }
 
 type Sgd2<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, OnlineNetwork<B>, B>;
@@ -111,6 +128,7 @@ impl<B: AutodiffBackend> Learner<B> {
         let encoder = Encoder::new(model, device);
         let predictor = rule.init(model.dim, device);
         let online = OnlineNetwork { encoder, predictor };
+        materialize(&online);
         let target = Self::needs_target(method).then(|| detached_copy(&online.encoder));
         Ok(Self {
             model: model.clone(),
@@ -267,6 +285,60 @@ impl<B: AutodiffBackend> Learner<B> {
         self.online = Some(online);
         self.step += 1;
         Ok(StepStats { step, loss: loss_value })
+    }
+}
+
+impl<B: AutodiffBackend> Learner<B> {
+    /// The complete training state (see [`LearnerState`]).
+    pub fn state(&self) -> LearnerState {
+        use burn::optim::Optimizer;
+        LearnerState {
+            step: self.step,
+            online: record_bytes::<B, _>(self.online().clone().into_record()),
+            target: self.target.as_ref().map(|t| record_bytes::<B, _>(t.clone().into_record())),
+            encoder_optim: record_bytes::<B, _>(self.encoder_optim.to_record()),
+            predictor_optim: record_bytes::<B, _>(self.predictor_optim.to_record()),
+            correlation: self.correlation.clone(),
+        }
+    }
+
+    /// A learner that continues exactly where `state` left off. The configs must be the ones
+    /// the state was trained with (the networks are rebuilt from them, then loaded).
+    pub fn from_state(
+        model: &ModelConfig,
+        method: &MethodConfig,
+        optim: &OptimConfig,
+        state: &LearnerState,
+        device: &B::Device,
+    ) -> Result<Self, SslError> {
+        let mut learner = Self::new(model, method, optim, 0, device)?;
+        let bad = |e: String| SslError::Config(format!("checkpoint does not match the config: {e}"));
+        if state.correlation.dim != model.dim {
+            return Err(bad(format!("F is {0}x{0} but model.dim = {1}", state.correlation.dim, model.dim)));
+        }
+        let online = learner.online.take().expect("fresh learner has its network");
+        let record = record_from_bytes::<B, _>(&state.online, "online network", device).map_err(bad)?;
+        let mut online = online.load_record(record);
+        if !learner.rule.trains() {
+            // A predictor set from F stays out of autodiff after loading.
+            online.predictor = online.predictor.map(|p| p.no_grad());
+        }
+        learner.online = Some(online);
+        learner.target = match (&state.target, learner.target.take()) {
+            (Some(bytes), Some(target)) => {
+                let record = record_from_bytes::<B, _>(bytes, "target network", device).map_err(bad)?;
+                Some(target.load_record(record).no_grad())
+            }
+            (None, None) => None,
+            _ => return Err(bad("the method's target network does not match the checkpoint's".into())),
+        };
+        let enc = record_from_bytes::<B, _>(&state.encoder_optim, "encoder optimiser", device).map_err(bad)?;
+        learner.encoder_optim = learner.encoder_optim.load_record(enc);
+        let pred = record_from_bytes::<B, _>(&state.predictor_optim, "predictor optimiser", device).map_err(bad)?;
+        learner.predictor_optim = learner.predictor_optim.load_record(pred);
+        learner.correlation = state.correlation.clone();
+        learner.step = state.step;
+        Ok(learner)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod mlp;
 pub mod none;
 pub mod predictor;
 pub mod set_from_correlation;
+pub mod state;
 pub mod symmetric_eigen;
 
 pub use config::{MethodConfig, OptimConfig, PredictorKind, TargetConfig};
