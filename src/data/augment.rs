@@ -419,17 +419,25 @@ fn shift_hue(chw: &mut [f32], shift: f32) {
         if delta <= 0.0 {
             continue; // gray: hue undefined, nothing to rotate
         }
-        let h = if max == r {
-            ((g - b) / delta).rem_euclid(6.0)
+        // Hue in turns, in [0, 1); the wrap-arounds avoid fmod on the per-pixel path.
+        let mut h = if max == r {
+            (g - b) / delta
         } else if max == g {
             (b - r) / delta + 2.0
         } else {
             (r - g) / delta + 4.0
-        } / 6.0;
-        let h = (h + shift).rem_euclid(1.0) * 6.0;
+        } / 6.0
+            + shift;
+        while h < 0.0 {
+            h += 1.0;
+        }
+        while h >= 1.0 {
+            h -= 1.0;
+        }
+        let h = h * 6.0;
         let (v, s) = (max, delta / max);
-        let sector = (h.floor() as i32).rem_euclid(6);
-        let f = h - h.floor();
+        let sector = (h as i32).min(5);
+        let f = h - sector as f32;
         let p = v * (1.0 - s);
         let q = v * (1.0 - s * f);
         let t = v * (1.0 - s * (1.0 - f));
@@ -457,6 +465,7 @@ fn to_grayscale(chw: &mut [f32]) {
 }
 
 /// Separable Gaussian blur of every `size x size` plane with reflect padding (as torchvision).
+/// Both passes run as whole-row multiply-adds over a padded copy, which vectorises.
 fn gaussian_blur(chw: &mut [f32], size: usize, kernel: usize, sigma: f32, tmp: &mut Vec<f32>) {
     let half = kernel / 2;
     let mut weights = [0f32; 64];
@@ -478,26 +487,35 @@ fn gaussian_blur(chw: &mut [f32], size: usize, kernel: usize, sigma: f32, tmp: &
         let m = i.rem_euclid(period);
         (if m < n { m } else { period - m }) as usize
     };
+    let padded_len = size + 2 * half;
+    let source_of: Vec<usize> = (0..padded_len).map(|p| reflect(p as isize - half as isize)).collect();
     tmp.clear();
-    tmp.resize(size * size, 0.0);
+    tmp.resize(size * size + padded_len, 0.0);
+    let (rows, pad) = tmp.split_at_mut(size * size);
     for plane in chw.chunks_exact_mut(size * size) {
+        // Horizontal pass into `rows`.
         for y in 0..size {
             let row = &plane[y * size..(y + 1) * size];
-            for x in 0..size {
-                let mut acc = 0.0;
-                for (k, &w) in weights.iter().enumerate() {
-                    acc += w * row[reflect(x as isize + k as isize - half as isize)];
+            for (p, &s) in pad.iter_mut().zip(&source_of) {
+                *p = row[s];
+            }
+            let out = &mut rows[y * size..(y + 1) * size];
+            out.fill(0.0);
+            for (k, &w) in weights.iter().enumerate() {
+                for (o, &v) in out.iter_mut().zip(&pad[k..k + size]) {
+                    *o += w * v;
                 }
-                tmp[y * size + x] = acc;
             }
         }
+        // Vertical pass back into the plane, one output row at a time.
         for y in 0..size {
-            for x in 0..size {
-                let mut acc = 0.0;
-                for (k, &w) in weights.iter().enumerate() {
-                    acc += w * tmp[reflect(y as isize + k as isize - half as isize) * size + x];
+            let out = &mut plane[y * size..(y + 1) * size];
+            out.fill(0.0);
+            for (k, &w) in weights.iter().enumerate() {
+                let src = source_of[y + k];
+                for (o, &v) in out.iter_mut().zip(&rows[src * size..(src + 1) * size]) {
+                    *o += w * v;
                 }
-                plane[y * size + x] = acc;
             }
         }
     }

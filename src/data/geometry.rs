@@ -167,14 +167,14 @@ pub fn crop_resize(
     let row_lo = *ty.index.iter().min().unwrap_or(&0);
     let row_hi = *ty.index.iter().max().unwrap_or(&0);
     let rows = row_hi - row_lo + 1;
-    // Horizontal pass over the rows the vertical taps touch: tmp[row][x][c].
+    // Horizontal pass over the rows the vertical taps touch, channel-planar so the vertical
+    // pass is a few contiguous row multiply-adds: scratch[ch][row][x].
     scratch.clear();
-    scratch.resize(rows * out_w * c, 0.0);
+    scratch.resize(c * rows * out_w, 0.0);
     let src = &frame.pixels;
     let stride = frame.width * c;
     for r in 0..rows {
         let src_row = &src[(row_lo + r) * stride..(row_lo + r + 1) * stride];
-        let dst_row = &mut scratch[r * out_w * c..(r + 1) * out_w * c];
         for x in 0..out_w {
             let idx = &tx.index[x * tx.n..(x + 1) * tx.n];
             let wts = &tx.weight[x * tx.n..(x + 1) * tx.n];
@@ -183,23 +183,28 @@ pub fn crop_resize(
                 for (&i, &w) in idx.iter().zip(wts) {
                     acc += w * src_row[i * c + ch] as f32;
                 }
-                dst_row[x * c + ch] = acc;
+                scratch[(ch * rows + r) * out_w + x] = acc;
             }
         }
     }
     // Vertical pass into CHW, scaling bytes to [0, 1].
     let plane = out_h * out_w;
-    for y in 0..out_h {
-        let idx = &ty.index[y * ty.n..(y + 1) * ty.n];
-        let wts = &ty.weight[y * ty.n..(y + 1) * ty.n];
-        for x in 0..out_w {
-            for ch in 0..c {
-                let mut acc = 0.0;
-                for (&i, &w) in idx.iter().zip(wts) {
-                    acc += w * scratch[((i - row_lo) * out_w + x) * c + ch];
+    for ch in 0..c {
+        for y in 0..out_h {
+            let out_row = &mut out[ch * plane + y * out_w..ch * plane + (y + 1) * out_w];
+            out_row.fill(0.0);
+            for k in 0..ty.n {
+                let w = ty.weight[y * ty.n + k] / 255.0;
+                if w == 0.0 {
+                    continue;
                 }
-                out[ch * plane + y * out_w + x] = (acc / 255.0).clamp(0.0, 1.0);
+                let r = ty.index[y * ty.n + k] - row_lo;
+                let src_row = &scratch[(ch * rows + r) * out_w..(ch * rows + r + 1) * out_w];
+                for (o, &v) in out_row.iter_mut().zip(src_row) {
+                    *o += w * v;
+                }
             }
+            out_row.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
         }
     }
 }

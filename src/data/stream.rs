@@ -180,7 +180,7 @@ fn mismatch_message(len: u64, format: StreamFormat, width: usize, height: usize)
         msg.push_str(&format!(" (it would be {} {} frames)", len / other_frame, other.name()));
     } else if len > frame {
         msg.push_str(&format!(
-            " (the last frame may have been cut short: {} whole frames + {} bytes; \
+            " (if the size is right, the last frame was cut short: {} whole frames + {} bytes; \
              `head -c {}` keeps the whole ones)",
             len / frame,
             len % frame,
@@ -217,7 +217,7 @@ impl FrameSource for RawStreamSource {
     }
 
     fn describe(&self) -> String {
-        let every = if self.every > 1 { format!(", every {}th frame", self.every) } else { String::new() };
+        let every = if self.every > 1 { format!(", keeping 1 frame in {}", self.every) } else { String::new() };
         format!("raw {} stream {}x{} from {}{every}", self.format.name(), self.width, self.height, self.name)
     }
 }
