@@ -19,7 +19,9 @@ fn frames(size: usize, channels: usize) -> Vec<Frame> {
             width: size,
             height: size,
             channels,
-            pixels: (0..size * size * channels).map(|p| ((p * 7 + i * 13) % 251) as u8).collect(),
+            pixels: (0..size * size * channels)
+                .map(|p| ((p * 7 + i * 13) % 251) as u8)
+                .collect(),
             label: None,
         })
         .collect()

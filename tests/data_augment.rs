@@ -20,7 +20,13 @@ fn plain(size: usize, channels: usize) -> AugmentConfig {
         crop_scale: [1.0, 1.0],
         crop_ratio: [1.0, 1.0],
         flip_p: 0.0,
-        jitter: ColorJitter { brightness: 0.0, contrast: 0.0, saturation: 0.0, hue: 0.0, p: 0.0 },
+        jitter: ColorJitter {
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            hue: 0.0,
+            p: 0.0,
+        },
         grayscale_p: 0.0,
         blur: None,
         solarize: None,
@@ -47,7 +53,10 @@ fn every_preset_gives_two_views_of_the_right_shape_and_range() {
                 for (c, plane) in v.chunks(cfg.size * cfg.size).enumerate() {
                     let lo = (0.0 - cfg.mean[c]) / cfg.std[c] - 1e-4;
                     let hi = (1.0 - cfg.mean[c]) / cfg.std[c] + 1e-4;
-                    assert!(plane.iter().all(|x| x.is_finite() && (lo..=hi).contains(x)), "{name}");
+                    assert!(
+                        plane.iter().all(|x| x.is_finite() && (lo..=hi).contains(x)),
+                        "{name}"
+                    );
                 }
             }
             assert_ne!(a, b, "{name}: the two views of a pair must differ");
@@ -92,7 +101,13 @@ fn gray_frames_replicate_on_colour_trunks_and_colour_frames_become_luma_on_gray_
     let (a, _) = views(&plain(8, 3), &gray, 0);
     assert_eq!(a[..64], a[64..128]);
     assert_eq!(a[..64], a[128..]);
-    let red = edgessl::data::Frame { width: 4, height: 4, channels: 3, pixels: [200u8, 0, 0].repeat(16), label: None };
+    let red = edgessl::data::Frame {
+        width: 4,
+        height: 4,
+        channels: 3,
+        pixels: [200u8, 0, 0].repeat(16),
+        label: None,
+    };
     let (l, _) = views(&plain(4, 1), &red, 0);
     let luma = (0.299f32 * 200.0).round() / 255.0;
     assert!(l.iter().all(|v| (v - luma).abs() < 1e-3), "{l:?}");
@@ -112,13 +127,19 @@ fn flip_rate_matches_its_probability() {
         cfg.augment_into(&frame, &mut r, &mut out);
         if out != straight {
             // A flipped view is the straight one mirrored, nothing else.
-            let mirrored: Vec<f32> = out.chunks(16).flat_map(|row| row.iter().rev().copied()).collect();
+            let mirrored: Vec<f32> = out
+                .chunks(16)
+                .flat_map(|row| row.iter().rev().copied())
+                .collect();
             assert_eq!(mirrored, straight);
             flips += 1;
         }
     }
     // Binomial(2000, 0.5): sd ≈ 22.4; 4 sd tolerance.
-    assert!((flips as f64 - 1000.0).abs() < 90.0, "{flips} flips in {trials}");
+    assert!(
+        (flips as f64 - 1000.0).abs() < 90.0,
+        "{flips} flips in {trials}"
+    );
     cfg.flip_p = 0.0;
     cfg.augment_into(&frame, &mut r, &mut out);
     assert_eq!(out, straight);
@@ -136,7 +157,9 @@ fn crop_area_and_ratio_follow_the_configured_ranges() {
         let aspect = c.width / c.height;
         assert!(frac > 0.075 && frac < 0.51, "{frac}");
         assert!(aspect > 0.74 && aspect < 1.35, "{aspect}");
-        assert!(c.left >= 0.0 && c.top >= 0.0 && c.left + c.width <= 200.0 && c.top + c.height <= 200.0);
+        assert!(
+            c.left >= 0.0 && c.top >= 0.0 && c.left + c.width <= 200.0 && c.top + c.height <= 200.0
+        );
         fractions.push(frac as f64);
     }
     // With no rejections possible here, the area fraction is uniform on [0.08, 0.5]:
@@ -161,7 +184,13 @@ fn grayscale_and_jitter_act_when_enabled() {
     let (g, _) = views(&cfg, &frame, 0);
     assert_eq!(g[..256], g[256..512]);
     let mut cfg = plain(16, 1);
-    cfg.jitter = ColorJitter { brightness: 0.4, contrast: 0.0, saturation: 0.0, hue: 0.0, p: 1.0 };
+    cfg.jitter = ColorJitter {
+        brightness: 0.4,
+        contrast: 0.0,
+        saturation: 0.0,
+        hue: 0.0,
+        p: 1.0,
+    };
     let flat = flat_frame(16, 16, 1, 100, None);
     let mut seen = Vec::new();
     for seed in 0..200 {
@@ -170,25 +199,44 @@ fn grayscale_and_jitter_act_when_enabled() {
         assert!((0.6 - 1e-4..=1.4 + 1e-4).contains(&factor), "{factor}");
         seen.push(factor);
     }
-    let (lo, hi) = seen.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-    assert!(lo < 0.7 && hi > 1.3, "brightness factors {lo}..{hi} do not span the range");
+    let (lo, hi) = seen
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    assert!(
+        lo < 0.7 && hi > 1.3,
+        "brightness factors {lo}..{hi} do not span the range"
+    );
 }
 
 #[test]
 fn blur_smooths_an_edge_and_solarize_inverts_bright_pixels() {
     let mut cfg = plain(32, 3);
-    cfg.blur = Some(edgessl::data::augment::GaussianBlur { kernel: 9, sigma: [2.0, 2.0], p: 1.0 });
+    cfg.blur = Some(edgessl::data::augment::GaussianBlur {
+        kernel: 9,
+        sigma: [2.0, 2.0],
+        p: 1.0,
+    });
     let edge = edgessl::data::Frame {
         width: 32,
         height: 32,
         channels: 3,
-        pixels: (0..32 * 32).flat_map(|i| if i % 32 < 16 { [0u8; 3] } else { [255u8; 3] }).collect(),
+        pixels: (0..32 * 32)
+            .flat_map(|i| if i % 32 < 16 { [0u8; 3] } else { [255u8; 3] })
+            .collect(),
         label: None,
     };
     let (b, _) = views(&cfg, &edge, 0);
-    assert!(b[15] > 0.1 && b[16] < 0.9, "edge not blurred: {} {}", b[15], b[16]);
+    assert!(
+        b[15] > 0.1 && b[16] < 0.9,
+        "edge not blurred: {} {}",
+        b[15],
+        b[16]
+    );
     let mut cfg = plain(4, 1);
-    cfg.solarize = Some(edgessl::data::augment::Solarize { threshold: 0.5, p: 1.0 });
+    cfg.solarize = Some(edgessl::data::augment::Solarize {
+        threshold: 0.5,
+        p: 1.0,
+    });
     let (s, _) = views(&cfg, &flat_frame(4, 4, 1, 255, None), 0);
     assert!(s.iter().all(|v| v.abs() < 1e-6));
 }

@@ -7,8 +7,8 @@ use clap::Parser;
 use data_support::*;
 use edgessl::data::spec::FrameSize;
 use edgessl::data::{
-    AugmentConfig, DataArgs, DataSpec, LabelledImages, Split, StreamFormat, ensure_fashion_mnist, open_labelled_source,
-    open_source,
+    AugmentConfig, DataArgs, DataSpec, LabelledImages, Split, StreamFormat, ensure_fashion_mnist,
+    open_labelled_source, open_source,
 };
 use std::path::Path;
 use std::process::Command;
@@ -37,11 +37,28 @@ fn flags_parse_with_sensible_defaults() {
     assert_eq!(d, DataArgs::default());
     assert_eq!(d.data, DataSpec::FashionMnist);
     assert!(d.replay_config().is_none(), "datasets need no replay");
-    let s = parse(&["--stream", "-", "--stream-format", "rgb24", "--stream-size", "64x48", "--stream-every", "3", "--replay-mib", "8"])
-        .unwrap();
+    let s = parse(&[
+        "--stream",
+        "-",
+        "--stream-format",
+        "rgb24",
+        "--stream-size",
+        "64x48",
+        "--stream-every",
+        "3",
+        "--replay-mib",
+        "8",
+    ])
+    .unwrap();
     assert_eq!(s.stream.as_deref(), Some("-"));
     assert_eq!(s.stream_format, StreamFormat::Rgb24);
-    assert_eq!(s.stream_size, Some(FrameSize { width: 64, height: 48 }));
+    assert_eq!(
+        s.stream_size,
+        Some(FrameSize {
+            width: 64,
+            height: 48
+        })
+    );
     assert_eq!(s.stream_every, 3);
     assert_eq!(s.replay_config().unwrap().budget_bytes, 8 << 20);
     let c = parse(&["--data", "cifar10:/x", "--strict-images"]).unwrap();
@@ -50,7 +67,10 @@ fn flags_parse_with_sensible_defaults() {
     assert!(parse(&["--data", "imagenet"]).is_err());
     assert!(parse(&["--stream-size", "64"]).is_err());
     assert!(parse(&["--stream-format", "yuv420p"]).is_err());
-    assert!(parse(&["--frames", "a", "--stream", "b"]).is_err(), "one source at a time");
+    assert!(
+        parse(&["--frames", "a", "--stream", "b"]).is_err(),
+        "one source at a time"
+    );
     // DataArgs lives in run configs too.
     let toml = toml::to_string(&s).unwrap();
     assert_eq!(toml::from_str::<DataArgs>(&toml).unwrap(), s);
@@ -61,13 +81,30 @@ fn fashion_mnist_opens_from_the_cache_for_both_splits() {
     let cache = tempfile::tempdir().unwrap();
     write_fake_fashion_mnist(&cache.path().join("fashion-mnist"), 30, 12);
     // Files present: no fetch is attempted.
-    assert_eq!(ensure_fashion_mnist(cache.path()).unwrap(), cache.path().join("fashion-mnist"));
+    assert_eq!(
+        ensure_fashion_mnist(cache.path()).unwrap(),
+        cache.path().join("fashion-mnist")
+    );
     let args = DataArgs::default();
     let mut train = open_source(&args, cache.path()).unwrap();
-    assert!(train.describe().contains("train-images"), "{}", train.describe());
+    assert!(
+        train.describe().contains("train-images"),
+        "{}",
+        train.describe()
+    );
     assert_eq!(count(train.as_mut()), 30);
-    let test = LabelledImages::load(&args, Split::Test, cache.path(), &AugmentConfig::fashion28(), None).unwrap();
-    assert_eq!((test.len(), test.channels, test.height, test.classes), (12, 1, 28, 10));
+    let test = LabelledImages::load(
+        &args,
+        Split::Test,
+        cache.path(),
+        &AugmentConfig::fashion28(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (test.len(), test.channels, test.height, test.classes),
+        (12, 1, 28, 10)
+    );
 }
 
 #[test]
@@ -80,10 +117,24 @@ fn idx_specs_find_their_t10k_test_files() {
         dir.path().join("train-labels-idx1-ubyte.gz").display()
     );
     let args = parse(&["--data", &spec]).unwrap();
-    assert_eq!(count(open_source(&args, Path::new("/nonexistent")).unwrap().as_mut()), 8);
+    assert_eq!(
+        count(
+            open_source(&args, Path::new("/nonexistent"))
+                .unwrap()
+                .as_mut()
+        ),
+        8
+    );
     let mut test = open_labelled_source(&args, Split::Test, Path::new("/nonexistent")).unwrap();
     assert_eq!(count(test.as_mut()), 3);
-    let unlabelled = parse(&["--data", &format!("idx:{}", dir.path().join("train-images-idx3-ubyte.gz").display())]).unwrap();
+    let unlabelled = parse(&[
+        "--data",
+        &format!(
+            "idx:{}",
+            dir.path().join("train-images-idx3-ubyte.gz").display()
+        ),
+    ])
+    .unwrap();
     assert!(open_labelled_source(&unlabelled, Split::Train, dir.path()).is_err());
 }
 
@@ -104,47 +155,122 @@ fn every_spec_and_flag_opens_its_source() {
     let frames = dir.path().join("frames");
     for sub in ["train/a", "train/b", "test/a"] {
         std::fs::create_dir_all(frames.join(sub)).unwrap();
-        image::GrayImage::new(4, 4).save(frames.join(sub).join("x.png")).unwrap();
+        image::GrayImage::new(4, 4)
+            .save(frames.join(sub).join("x.png"))
+            .unwrap();
     }
     let raw = dir.path().join("clip.gray8");
     std::fs::write(&raw, vec![0u8; 5 * 6 * 4]).unwrap();
     let cache = dir.path();
-    let open_count = |args: &[&str]| count(open_source(&parse(args).unwrap(), cache).unwrap().as_mut());
-    assert_eq!(open_count(&["--data", &format!("cifar10:{}", cifar.display())]), 10);
-    assert_eq!(open_count(&["--data", &format!("stl10:{}", stl.display())]), 3);
+    let open_count =
+        |args: &[&str]| count(open_source(&parse(args).unwrap(), cache).unwrap().as_mut());
+    assert_eq!(
+        open_count(&["--data", &format!("cifar10:{}", cifar.display())]),
+        10
+    );
+    assert_eq!(
+        open_count(&["--data", &format!("stl10:{}", stl.display())]),
+        3
+    );
     assert_eq!(open_count(&["--data", "synthetic:9"]), 9);
     assert_eq!(open_count(&["--frames", frames.to_str().unwrap()]), 3);
-    assert_eq!(open_count(&["--stream", raw.to_str().unwrap(), "--stream-size", "6x4"]), 5);
-    assert_eq!(open_count(&["--stream", raw.to_str().unwrap(), "--stream-size", "6x4", "--stream-every", "2"]), 3);
+    assert_eq!(
+        open_count(&["--stream", raw.to_str().unwrap(), "--stream-size", "6x4"]),
+        5
+    );
+    assert_eq!(
+        open_count(&[
+            "--stream",
+            raw.to_str().unwrap(),
+            "--stream-size",
+            "6x4",
+            "--stream-every",
+            "2"
+        ]),
+        3
+    );
 
-    let labelled = |args: &[&str], split| count(open_labelled_source(&parse(args).unwrap(), split, cache).unwrap().as_mut());
-    assert_eq!(labelled(&["--data", &format!("cifar10:{}", cifar.display())], Split::Test), 1);
-    assert_eq!(labelled(&["--data", &format!("stl10:{}", stl.display())], Split::Test), 2);
-    assert_eq!(labelled(&["--frames", frames.to_str().unwrap()], Split::Train), 2);
-    assert_eq!(labelled(&["--frames", frames.to_str().unwrap()], Split::Test), 1);
+    let labelled = |args: &[&str], split| {
+        count(
+            open_labelled_source(&parse(args).unwrap(), split, cache)
+                .unwrap()
+                .as_mut(),
+        )
+    };
+    assert_eq!(
+        labelled(
+            &["--data", &format!("cifar10:{}", cifar.display())],
+            Split::Test
+        ),
+        1
+    );
+    assert_eq!(
+        labelled(
+            &["--data", &format!("stl10:{}", stl.display())],
+            Split::Test
+        ),
+        2
+    );
+    assert_eq!(
+        labelled(&["--frames", frames.to_str().unwrap()], Split::Train),
+        2
+    );
+    assert_eq!(
+        labelled(&["--frames", frames.to_str().unwrap()], Split::Test),
+        1
+    );
     assert!(labelled(&["--data", "synthetic:10"], Split::Test) > 0);
 
-    let err = open_source(&parse(&["--stream", raw.to_str().unwrap()]).unwrap(), cache).err().unwrap();
+    let err = open_source(&parse(&["--stream", raw.to_str().unwrap()]).unwrap(), cache)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("--stream-size"), "{err}");
-    let err = open_labelled_source(&parse(&["--stream", "-"]).unwrap(), Split::Test, cache).err().unwrap();
+    let err = open_labelled_source(&parse(&["--stream", "-"]).unwrap(), Split::Test, cache)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("no labels"), "{err}");
 }
 
 fn edgessl(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_edgessl")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_edgessl"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn data_inspect_and_preview_work_from_the_command_line() {
     let out = edgessl(&["data", "inspect", "--data", "synthetic:25"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("frames: 25") && text.contains("32x32x3: 25") && text.contains("labels:"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("frames: 25") && text.contains("32x32x3: 25") && text.contains("labels:"),
+        "{text}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("views.png");
-    let out = edgessl(&["data", "preview", "--data", "synthetic:5", "--augment", "cifar32", "--count", "3", "--out", png.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = edgessl(&[
+        "data",
+        "preview",
+        "--data",
+        "synthetic:5",
+        "--augment",
+        "cifar32",
+        "--count",
+        "3",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let img = image::open(&png).unwrap();
     // 3 columns and 3 rows of 96-px cells (32 px zoomed 3x) with 4-px gaps.
     assert_eq!((img.width(), img.height()), (3 * 96 + 16, 3 * 100 + 4));

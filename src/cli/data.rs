@@ -22,9 +22,9 @@ enum DataCommand {
     /// Fetch a public dataset into the cache folder ($EDGESSL_CACHE or ./.cache/edgessl).
     Fetch(FetchArgs),
     /// Open a data source and report what it holds: frames, sizes, labels, unreadable files.
-    Inspect(InspectArgs),
+    Inspect(Box<InspectArgs>),
     /// Write a PNG of augmented view pairs (original | view 1 | view 2 per row).
-    Preview(PreviewArgs),
+    Preview(Box<PreviewArgs>),
 }
 
 /// What `edgessl data fetch` can fetch.
@@ -87,8 +87,8 @@ struct PreviewArgs {
 pub fn run(args: DataCommandArgs) -> anyhow::Result<()> {
     match args.command {
         DataCommand::Fetch(a) => fetch_dataset(a),
-        DataCommand::Inspect(a) => inspect(a),
-        DataCommand::Preview(a) => preview(a),
+        DataCommand::Inspect(a) => inspect(*a),
+        DataCommand::Preview(a) => preview(*a),
     }
 }
 
@@ -106,7 +106,10 @@ fn fetch_dataset(args: FetchArgs) -> anyhow::Result<()> {
             let (w, h) = VTEST_DECODED_SIZE;
             let raw = fetch::decode_to_gray8(&avi, w, h)?;
             println!("decoded: {}", raw.display());
-            println!("use it with: --stream {} --stream-format gray8 --stream-size {w}x{h}", raw.display());
+            println!(
+                "use it with: --stream {} --stream-format gray8 --stream-size {w}x{h}",
+                raw.display()
+            );
         }
     }
     Ok(())
@@ -120,9 +123,13 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let (mut count, mut sizes, mut labels) = (0usize, BTreeMap::new(), BTreeMap::new());
     let mut unlabelled = 0usize;
     while count < limit {
-        let Some(frame) = source.next_frame()? else { break };
+        let Some(frame) = source.next_frame()? else {
+            break;
+        };
         count += 1;
-        *sizes.entry((frame.width, frame.height, frame.channels)).or_insert(0usize) += 1;
+        *sizes
+            .entry((frame.width, frame.height, frame.channels))
+            .or_insert(0usize) += 1;
         match frame.label {
             Some(l) => *labels.entry(l).or_insert(0usize) += 1,
             None => unlabelled += 1,
@@ -164,15 +171,15 @@ fn preview(args: PreviewArgs) -> anyhow::Result<()> {
     let zoom = (96 / s).max(1);
     let (cell, gap) = (s * zoom, 4);
     let (width, height) = (3 * cell + 4 * gap, frames.len() * (cell + gap) + gap);
-    let mut canvas = image::RgbImage::from_pixel(width as u32, height as u32, image::Rgb([40, 40, 40]));
+    let mut canvas =
+        image::RgbImage::from_pixel(width as u32, height as u32, image::Rgb([40, 40, 40]));
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed);
-    let mut views = vec![vec![0f32; augment.sample_len()]; 3];
+    let per = augment.sample_len();
+    let (mut original, mut first, mut second) = (vec![0f32; per], vec![0f32; per], vec![0f32; per]);
     for (row, frame) in frames.iter().enumerate() {
-        augment.eval_into(frame, &mut views[0]);
-        let (first, rest) = views.split_at_mut(1);
-        let _ = first;
-        let (v1, v2) = rest.split_at_mut(1);
-        augment.two_views(frame, &mut rng, &mut v1[0], &mut v2[0]);
+        augment.eval_into(frame, &mut original);
+        augment.two_views(frame, &mut rng, &mut first, &mut second);
+        let views = [&original, &first, &second];
         for (col, view) in views.iter().enumerate() {
             let (x0, y0) = (gap + col * (cell + gap), gap + row * (cell + gap));
             for y in 0..cell {
@@ -188,7 +195,9 @@ fn preview(args: PreviewArgs) -> anyhow::Result<()> {
             }
         }
     }
-    canvas.save(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    canvas
+        .save(&args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!(
         "wrote {} ({} frames of {}: original | view 1 | view 2, preset {})",
         args.out.display(),

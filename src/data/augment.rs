@@ -58,6 +58,7 @@ pub struct Solarize {
 #[serde(deny_unknown_fields)]
 pub struct AugmentConfig {
     /// Preset this configuration started from (informational, for logs).
+    #[serde(default = "custom_name")]
     pub name: String,
     /// Output side in pixels (views are `size x size`).
     pub size: usize,
@@ -109,7 +110,13 @@ impl AugmentConfig {
             crop_scale: [0.3, 1.0],
             crop_ratio: [3.0 / 4.0, 4.0 / 3.0],
             flip_p: 0.5,
-            jitter: ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.0, hue: 0.0, p: 0.8 },
+            jitter: ColorJitter {
+                brightness: 0.4,
+                contrast: 0.4,
+                saturation: 0.0,
+                hue: 0.0,
+                p: 0.8,
+            },
             grayscale_p: 0.0,
             blur: None,
             solarize: None,
@@ -128,7 +135,13 @@ impl AugmentConfig {
             crop_scale: [0.08, 1.0],
             crop_ratio: [3.0 / 4.0, 4.0 / 3.0],
             flip_p: 0.5,
-            jitter: ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8 },
+            jitter: ColorJitter {
+                brightness: 0.4,
+                contrast: 0.4,
+                saturation: 0.4,
+                hue: 0.1,
+                p: 0.8,
+            },
             grayscale_p: 0.2,
             blur: None,
             solarize: None,
@@ -147,9 +160,19 @@ impl AugmentConfig {
             crop_scale: [0.08, 1.0],
             crop_ratio: [3.0 / 4.0, 4.0 / 3.0],
             flip_p: 0.5,
-            jitter: ColorJitter { brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2, p: 0.8 },
+            jitter: ColorJitter {
+                brightness: 0.8,
+                contrast: 0.8,
+                saturation: 0.8,
+                hue: 0.2,
+                p: 0.8,
+            },
             grayscale_p: 0.2,
-            blur: Some(GaussianBlur { kernel: 9, sigma: [0.1, 2.0], p: 1.0 }),
+            blur: Some(GaussianBlur {
+                kernel: 9,
+                sigma: [0.1, 2.0],
+                p: 1.0,
+            }),
             solarize: None,
             mean: vec![0.4467, 0.4398, 0.4066],
             std: vec![0.2603, 0.2566, 0.2713],
@@ -163,12 +186,19 @@ impl AugmentConfig {
             return self;
         }
         let gray = |v: &[f32]| {
-            if v.len() == 3 { geometry::luma(v[0], v[1], v[2]) } else { v.iter().sum::<f32>() / v.len() as f32 }
+            if v.len() == 3 {
+                geometry::luma(v[0], v[1], v[2])
+            } else {
+                v.iter().sum::<f32>() / v.len() as f32
+            }
         };
         (self.mean, self.std) = if channels == 1 {
             (vec![gray(&self.mean)], vec![gray(&self.std)])
         } else {
-            (vec![gray(&self.mean); channels], vec![gray(&self.std); channels])
+            (
+                vec![gray(&self.mean); channels],
+                vec![gray(&self.std); channels],
+            )
         };
         self.channels = channels;
         self
@@ -187,7 +217,12 @@ impl AugmentConfig {
 
     /// Rejects configurations that would produce garbage or divide by zero.
     pub fn validate(&self) -> Result<(), DataError> {
-        let bad = |m: String| Err(DataError::Invalid(format!("augmentation '{}': {m}", self.name)));
+        let bad = |m: String| {
+            Err(DataError::Invalid(format!(
+                "augmentation '{}': {m}",
+                self.name
+            )))
+        };
         let prob = |p: f32| (0.0..=1.0).contains(&p);
         if self.channels != 1 && self.channels != 3 {
             return bad(format!("channels must be 1 or 3, got {}", self.channels));
@@ -198,22 +233,29 @@ impl AugmentConfig {
         if self.mean.len() != self.channels || self.std.len() != self.channels {
             return bad(format!("mean and std need {} values each", self.channels));
         }
-        if self.std.iter().any(|&s| !(s > 0.0)) {
+        if self.std.iter().any(|&s| s.is_nan() || s <= 0.0) {
             return bad("std values must be > 0".into());
         }
         let [s0, s1] = self.crop_scale;
         if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0) {
-            return bad(format!("crop_scale must satisfy 0 < min <= max <= 1, got {s0}..{s1}"));
+            return bad(format!(
+                "crop_scale must satisfy 0 < min <= max <= 1, got {s0}..{s1}"
+            ));
         }
         let [r0, r1] = self.crop_ratio;
         if !(r0 > 0.0 && r0 <= r1) {
-            return bad(format!("crop_ratio must satisfy 0 < min <= max, got {r0}..{r1}"));
+            return bad(format!(
+                "crop_ratio must satisfy 0 < min <= max, got {r0}..{r1}"
+            ));
         }
         let j = &self.jitter;
         if ![self.flip_p, self.grayscale_p, j.p].into_iter().all(prob) {
             return bad("probabilities must lie in [0, 1]".into());
         }
-        if j.brightness < 0.0 || j.contrast < 0.0 || j.saturation < 0.0 || !(0.0..=0.5).contains(&j.hue)
+        if j.brightness < 0.0
+            || j.contrast < 0.0
+            || j.saturation < 0.0
+            || !(0.0..=0.5).contains(&j.hue)
         {
             return bad("jitter strengths must be >= 0 and hue in [0, 0.5]".into());
         }
@@ -225,10 +267,10 @@ impl AugmentConfig {
                 return bad("blur sigma must satisfy 0 < min <= max".into());
             }
         }
-        if let Some(s) = &self.solarize {
-            if !prob(s.p) {
-                return bad("solarize p must lie in [0, 1]".into());
-            }
+        if let Some(s) = &self.solarize
+            && !prob(s.p)
+        {
+            return bad("solarize p must lie in [0, 1]".into());
         }
         Ok(())
     }
@@ -267,7 +309,14 @@ impl AugmentConfig {
         }
         let crop = CropBox::centre_square(frame.width, frame.height);
         SCRATCH.with(|s| {
-            geometry::crop_resize(frame, crop, self.size, self.size, out, &mut s.borrow_mut().resize)
+            geometry::crop_resize(
+                frame,
+                crop,
+                self.size,
+                self.size,
+                out,
+                &mut s.borrow_mut().resize,
+            )
         });
         self.normalise(out);
     }
@@ -289,7 +338,13 @@ impl AugmentConfig {
         scratch: &mut Scratch,
     ) {
         let (size, c) = (self.size, self.channels);
-        let crop = sample_crop(frame.width, frame.height, self.crop_scale, self.crop_ratio, rng);
+        let crop = sample_crop(
+            frame.width,
+            frame.height,
+            self.crop_scale,
+            self.crop_ratio,
+            rng,
+        );
         geometry::crop_resize(frame, crop, size, size, out, &mut scratch.resize);
         if rng.random::<f32>() < self.flip_p {
             out.chunks_exact_mut(size).for_each(|row| row.reverse());
@@ -317,19 +372,25 @@ impl AugmentConfig {
         if c == 3 && self.grayscale_p > 0.0 && rng.random::<f32>() < self.grayscale_p {
             to_grayscale(out);
         }
-        if let Some(b) = &self.blur {
-            if rng.random::<f32>() < b.p {
-                let sigma = rng.random_range(b.sigma[0]..=b.sigma[1]);
-                gaussian_blur(out, size, b.kernel, sigma, &mut scratch.blur);
-            }
+        if let Some(b) = &self.blur
+            && rng.random::<f32>() < b.p
+        {
+            let sigma = rng.random_range(b.sigma[0]..=b.sigma[1]);
+            gaussian_blur(out, size, b.kernel, sigma, &mut scratch.blur);
         }
-        if let Some(s) = &self.solarize {
-            if rng.random::<f32>() < s.p {
-                out.iter_mut().filter(|v| **v >= s.threshold).for_each(|v| *v = 1.0 - *v);
-            }
+        if let Some(s) = &self.solarize
+            && rng.random::<f32>() < s.p
+        {
+            out.iter_mut()
+                .filter(|v| **v >= s.threshold)
+                .for_each(|v| *v = 1.0 - *v);
         }
         self.normalise(out);
     }
+}
+
+fn custom_name() -> String {
+    "custom".into()
 }
 
 /// Per-thread buffers so augmenting allocates nothing in the steady state.
@@ -364,7 +425,12 @@ pub fn sample_crop<R: Rng + ?Sized>(
         if w > 0 && h > 0 && w <= width && h <= height {
             let top = rng.random_range(0..=height - h);
             let left = rng.random_range(0..=width - w);
-            return CropBox { left: left as f32, top: top as f32, width: w as f32, height: h as f32 };
+            return CropBox {
+                left: left as f32,
+                top: top as f32,
+                width: w as f32,
+                height: h as f32,
+            };
         }
     }
     let in_ratio = wf / hf;
@@ -375,7 +441,12 @@ pub fn sample_crop<R: Rng + ?Sized>(
     } else {
         (wf, hf)
     };
-    CropBox { left: ((wf - w) / 2.0).floor(), top: ((hf - h) / 2.0).floor(), width: w, height: h }
+    CropBox {
+        left: ((wf - w) / 2.0).floor(),
+        top: ((hf - h) / 2.0).floor(),
+        width: w,
+        height: h,
+    }
 }
 
 /// Blend with the mean gray level of the whole view (torchvision `adjust_contrast`).
@@ -384,13 +455,18 @@ fn adjust_contrast(chw: &mut [f32], channels: usize, factor: f32) {
     let mean = if channels == 3 {
         let (r, rest) = chw.split_at(plane);
         let (g, b) = rest.split_at(plane);
-        r.iter().zip(g).zip(b).map(|((&r, &g), &b)| geometry::luma(r, g, b)).sum::<f32>()
+        r.iter()
+            .zip(g)
+            .zip(b)
+            .map(|((&r, &g), &b)| geometry::luma(r, g, b))
+            .sum::<f32>()
             / plane as f32
     } else {
         chw.iter().sum::<f32>() / plane as f32
     };
     let offset = (1.0 - factor) * mean;
-    chw.iter_mut().for_each(|v| *v = (factor * *v + offset).clamp(0.0, 1.0));
+    chw.iter_mut()
+        .for_each(|v| *v = (factor * *v + offset).clamp(0.0, 1.0));
 }
 
 /// Blend each pixel with its own luma (torchvision `adjust_saturation`).
@@ -488,7 +564,9 @@ fn gaussian_blur(chw: &mut [f32], size: usize, kernel: usize, sigma: f32, tmp: &
         (if m < n { m } else { period - m }) as usize
     };
     let padded_len = size + 2 * half;
-    let source_of: Vec<usize> = (0..padded_len).map(|p| reflect(p as isize - half as isize)).collect();
+    let source_of: Vec<usize> = (0..padded_len)
+        .map(|p| reflect(p as isize - half as isize))
+        .collect();
     tmp.clear();
     tmp.resize(size * size + padded_len, 0.0);
     let (rows, pad) = tmp.split_at_mut(size * size);

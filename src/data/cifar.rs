@@ -12,8 +12,13 @@ pub const RECORD: usize = 1 + 3 * SIDE * SIDE;
 /// Classes.
 pub const CLASSES: usize = 10;
 /// Training batch files, in order.
-pub const TRAIN_FILES: [&str; 5] =
-    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+pub const TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
 /// Test batch file.
 pub const TEST_FILE: &str = "test_batch.bin";
 
@@ -41,7 +46,11 @@ impl CifarSource {
     /// The five training batches (`train = true`) or the test batch under `dir`.
     pub fn open_dir(dir: &Path, train: bool) -> Result<Self, DataError> {
         let dir = batches_dir(dir);
-        let names: Vec<&str> = if train { TRAIN_FILES.to_vec() } else { vec![TEST_FILE] };
+        let names: Vec<&str> = if train {
+            TRAIN_FILES.to_vec()
+        } else {
+            vec![TEST_FILE]
+        };
         let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
         if let Some(missing) = paths.iter().find(|p| !p.exists()) {
             return Err(DataError::format(
@@ -61,19 +70,33 @@ impl CifarSource {
             if bytes.is_empty() || bytes.len() % RECORD != 0 {
                 return Err(DataError::format(
                     path,
-                    format!("{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records", bytes.len()),
+                    format!(
+                        "{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records",
+                        bytes.len()
+                    ),
                 ));
             }
-            if let Some(pos) = bytes.chunks_exact(RECORD).position(|r| r[0] as usize >= CLASSES) {
+            if let Some(pos) = bytes
+                .chunks_exact(RECORD)
+                .position(|r| r[0] as usize >= CLASSES)
+            {
                 return Err(DataError::format(
                     path,
-                    format!("record {pos} has label {} (CIFAR-10 labels are 0-9; is this CIFAR-100?)", bytes[pos * RECORD]),
+                    format!(
+                        "record {pos} has label {} (CIFAR-10 labels are 0-9; is this CIFAR-100?)",
+                        bytes[pos * RECORD]
+                    ),
                 ));
             }
             records.extend_from_slice(&bytes);
         }
         let count = records.len() / RECORD;
-        Ok(CifarSource { description: format!("{description} ({count} images 32x32x3)"), records, count, next: 0 })
+        Ok(CifarSource {
+            description: format!("{description} ({count} images 32x32x3)"),
+            records,
+            count,
+            next: 0,
+        })
     }
 }
 
@@ -85,7 +108,13 @@ fn record_to_frame(record: &[u8]) -> Frame {
     for i in 0..plane {
         pixels.extend_from_slice(&[chw[i], chw[plane + i], chw[2 * plane + i]]);
     }
-    Frame { width: SIDE, height: SIDE, channels: 3, pixels, label: Some(record[0] as u32) }
+    Frame {
+        width: SIDE,
+        height: SIDE,
+        channels: 3,
+        pixels,
+        label: Some(record[0] as u32),
+    }
 }
 
 impl FrameSource for CifarSource {
@@ -95,7 +124,9 @@ impl FrameSource for CifarSource {
         }
         let i = self.next;
         self.next += 1;
-        Ok(Some(record_to_frame(&self.records[i * RECORD..(i + 1) * RECORD])))
+        Ok(Some(record_to_frame(
+            &self.records[i * RECORD..(i + 1) * RECORD],
+        )))
     }
 
     fn len_hint(&self) -> Option<usize> {

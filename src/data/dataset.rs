@@ -15,7 +15,11 @@ use rayon::prelude::*;
 pub const KEEP_SCALE: usize = 2;
 
 /// Converts a frame to the trunk's channel count and bounds its size (see [`KEEP_SCALE`]).
-pub fn prepare_frame(frame: Frame, augment: &AugmentConfig, origin: &str) -> Result<Frame, DataError> {
+pub fn prepare_frame(
+    frame: Frame,
+    augment: &AugmentConfig,
+    origin: &str,
+) -> Result<Frame, DataError> {
     geometry::validate(&frame, origin)?;
     let frame = geometry::convert_channels(frame, augment.channels)?;
     Ok(geometry::shrink_to_fit(frame, KEEP_SCALE * augment.size))
@@ -33,7 +37,11 @@ pub struct InMemoryDataset {
 
 impl InMemoryDataset {
     /// Reads `source` to its end, preparing every frame for `augment`.
-    pub fn load(source: &mut dyn FrameSource, augment: &AugmentConfig, seed: u64) -> Result<Self, DataError> {
+    pub fn load(
+        source: &mut dyn FrameSource,
+        augment: &AugmentConfig,
+        seed: u64,
+    ) -> Result<Self, DataError> {
         augment.validate()?;
         let origin = source.describe();
         let mut frames = Vec::with_capacity(source.len_hint().unwrap_or(0));
@@ -44,17 +52,26 @@ impl InMemoryDataset {
             tracing::warn!("{origin}: skipped {} unreadable images", source.skipped());
         }
         if frames.is_empty() {
-            return Err(DataError::Invalid(format!("{origin}: no frames to learn from")));
+            return Err(DataError::Invalid(format!(
+                "{origin}: no frames to learn from"
+            )));
         }
         if frames.len() > u32::MAX as usize {
-            return Err(DataError::Invalid(format!("{origin}: more than 2^32 frames")));
+            return Err(DataError::Invalid(format!(
+                "{origin}: more than 2^32 frames"
+            )));
         }
         Ok(Self::from_frames(frames, augment.clone(), seed))
     }
 
     /// Wraps frames already prepared for `augment`.
     pub fn from_frames(frames: Vec<Frame>, augment: AugmentConfig, seed: u64) -> Self {
-        InMemoryDataset { frames, augment, seed, cache: Vec::new() }
+        InMemoryDataset {
+            frames,
+            augment,
+            seed,
+            cache: Vec::new(),
+        }
     }
 
     /// Number of frames.
@@ -107,7 +124,12 @@ impl InMemoryDataset {
 
 /// Two views of every frame, in parallel; sample `i` of batch `step` uses its own RNG, so the
 /// result does not depend on thread scheduling.
-pub fn augment_batch(frames: &[&Frame], augment: &AugmentConfig, seed: u64, step: u64) -> ViewBatch {
+pub fn augment_batch(
+    frames: &[&Frame],
+    augment: &AugmentConfig,
+    seed: u64,
+    step: u64,
+) -> ViewBatch {
     let per = augment.sample_len();
     let mut first = vec![0f32; frames.len() * per];
     let mut second = vec![0f32; frames.len() * per];

@@ -42,9 +42,14 @@ pub fn ensure_fashion_mnist(cache: &Path) -> Result<PathBuf, DataError> {
     if FASHION_MNIST_FILES.iter().all(|f| dir.join(f).is_file()) {
         return Ok(dir);
     }
-    tracing::info!("Fashion-MNIST not in {}: fetching Debian package {FASHION_MNIST_PACKAGE}", dir.display());
-    let members: Vec<(String, &str)> =
-        FASHION_MNIST_FILES.iter().map(|f| (format!("{FASHION_MNIST_MEMBER_DIR}/{f}"), *f)).collect();
+    tracing::info!(
+        "Fashion-MNIST not in {}: fetching Debian package {FASHION_MNIST_PACKAGE}",
+        dir.display()
+    );
+    let members: Vec<(String, &str)> = FASHION_MNIST_FILES
+        .iter()
+        .map(|f| (format!("{FASHION_MNIST_MEMBER_DIR}/{f}"), *f))
+        .collect();
     apt_extract(FASHION_MNIST_PACKAGE, &members, &dir).map_err(|why| {
         DataError::Invalid(format!(
             "cannot fetch Fashion-MNIST into {}: {why}\nInstead, put {} there yourself, \
@@ -81,7 +86,10 @@ pub fn ensure_vtest(cache: &Path) -> Result<PathBuf, DataError> {
 /// Decodes `video` with ffmpeg into a raw gray8 file of `width x height` frames beside it
 /// (`<stem>-WxH.gray8`), reusing an existing one. Needs `ffmpeg` on the PATH.
 pub fn decode_to_gray8(video: &Path, width: usize, height: usize) -> Result<PathBuf, DataError> {
-    let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
+    let stem = video
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into());
     let out = video.with_file_name(format!("{stem}-{width}x{height}.gray8"));
     if out.is_file() {
         return Ok(out);
@@ -90,7 +98,14 @@ pub fn decode_to_gray8(video: &Path, width: usize, height: usize) -> Result<Path
     let result = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-i"])
         .arg(video)
-        .args(["-vf", &format!("scale={width}:{height}"), "-f", "rawvideo", "-pix_fmt", "gray"])
+        .args([
+            "-vf",
+            &format!("scale={width}:{height}"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+        ])
         .arg(&tmp)
         .output();
     let output = match result {
@@ -110,7 +125,10 @@ pub fn decode_to_gray8(video: &Path, width: usize, height: usize) -> Result<Path
         let _ = std::fs::remove_file(&tmp);
         return Err(DataError::format(
             video,
-            format!("ffmpeg failed: {}", String::from_utf8_lossy(&output.stderr).trim()),
+            format!(
+                "ffmpeg failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
         ));
     }
     std::fs::rename(&tmp, &out).map_err(|e| DataError::io(&out, e))?;
@@ -129,8 +147,20 @@ fn apt_extract(package: &str, members: &[(String, &str)], dest: &Path) -> Result
     result
 }
 
-fn download_and_unpack(package: &str, members: &[(String, &str)], dest: &Path, work: &Path) -> Result<(), String> {
-    let download = || run(Command::new("apt-get").args(["download", package]).current_dir(work), "apt-get");
+fn download_and_unpack(
+    package: &str,
+    members: &[(String, &str)],
+    dest: &Path,
+    work: &Path,
+) -> Result<(), String> {
+    let download = || {
+        run(
+            Command::new("apt-get")
+                .args(["download", package])
+                .current_dir(work),
+            "apt-get",
+        )
+    };
     if let Err(first) = download() {
         if first.contains("not found on this system") {
             return Err(first);
@@ -156,7 +186,8 @@ fn download_and_unpack(package: &str, members: &[(String, &str)], dest: &Path, w
         let from = root.join(member);
         let part = dest.join(format!("{name}.part"));
         std::fs::copy(&from, &part).map_err(|e| format!("{member} missing from {package}: {e}"))?;
-        std::fs::rename(&part, dest.join(name)).map_err(|e| format!("cannot move {name} into place: {e}"))?;
+        std::fs::rename(&part, dest.join(name))
+            .map_err(|e| format!("cannot move {name} into place: {e}"))?;
     }
     Ok(())
 }
@@ -164,15 +195,24 @@ fn download_and_unpack(package: &str, members: &[(String, &str)], dest: &Path, w
 /// Runs a command, turning failure into a sentence with the tail of its stderr.
 fn run(cmd: &mut Command, program: &str) -> Result<(), String> {
     match cmd.output() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(format!("{program} not found on this system (it needs Debian's apt tools)"))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "{program} not found on this system (it needs Debian's apt tools)"
+        )),
         Err(e) => Err(format!("cannot run {program}: {e}")),
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
-            let tail: Vec<&str> = err.lines().filter(|l| !l.starts_with("W: ")).rev().take(3).collect();
-            Err(format!("{program} exited with {}: {}", o.status, tail.into_iter().rev().collect::<Vec<_>>().join(" / ")))
+            let tail: Vec<&str> = err
+                .lines()
+                .filter(|l| !l.starts_with("W: "))
+                .rev()
+                .take(3)
+                .collect();
+            Err(format!(
+                "{program} exited with {}: {}",
+                o.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            ))
         }
     }
 }

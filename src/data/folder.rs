@@ -31,7 +31,10 @@ impl FolderSource {
     pub fn open(root: &Path, strict: bool) -> Result<Self, DataError> {
         let meta = std::fs::metadata(root).map_err(|e| DataError::io(root, e))?;
         if !meta.is_dir() {
-            return Err(DataError::format(root, "not a directory (--frames takes an image folder)"));
+            return Err(DataError::format(
+                root,
+                "not a directory (--frames takes an image folder)",
+            ));
         }
         let mut paths = Vec::new();
         collect_images(root, 0, &mut paths)?;
@@ -39,7 +42,10 @@ impl FolderSource {
         if paths.is_empty() {
             return Err(DataError::format(
                 root,
-                format!("no images found (looked for .{} files)", IMAGE_EXTENSIONS.join(", .")),
+                format!(
+                    "no images found (looked for .{} files)",
+                    IMAGE_EXTENSIONS.join(", .")
+                ),
             ));
         }
         let class_of = |p: &Path| -> Option<String> {
@@ -60,7 +66,14 @@ impl FolderSource {
                 (p, label)
             })
             .collect();
-        Ok(FolderSource { root: root.to_path_buf(), files, class_names, next: 0, strict, skipped: 0 })
+        Ok(FolderSource {
+            root: root.to_path_buf(),
+            files,
+            class_names,
+            next: 0,
+            strict,
+            skipped: 0,
+        })
     }
 
     /// Sub-folder names, index = label.
@@ -76,7 +89,10 @@ impl FolderSource {
 
 fn collect_images(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
     if depth > MAX_DEPTH {
-        return Err(DataError::format(dir, format!("folders nested deeper than {MAX_DEPTH} (symlink loop?)")));
+        return Err(DataError::format(
+            dir,
+            format!("folders nested deeper than {MAX_DEPTH} (symlink loop?)"),
+        ));
     }
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
     for entry in entries {
@@ -104,7 +120,9 @@ pub fn decode_image(path: &Path, label: Option<u32>) -> Result<Frame, DataError>
         .map_err(|e| DataError::io(path, e))?
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?;
-    let img = reader.decode().map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
+    let img = reader
+        .decode()
+        .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
     Ok(frame_from_image(img, label))
 }
 
@@ -112,9 +130,21 @@ pub fn decode_image(path: &Path, label: Option<u32>) -> Result<Frame, DataError>
 pub fn frame_from_image(img: DynamicImage, label: Option<u32>) -> Frame {
     let (width, height) = (img.width() as usize, img.height() as usize);
     if img.color().has_color() {
-        Frame { width, height, channels: 3, pixels: img.into_rgb8().into_raw(), label }
+        Frame {
+            width,
+            height,
+            channels: 3,
+            pixels: img.into_rgb8().into_raw(),
+            label,
+        }
     } else {
-        Frame { width, height, channels: 1, pixels: img.into_luma8().into_raw(), label }
+        Frame {
+            width,
+            height,
+            channels: 1,
+            pixels: img.into_luma8().into_raw(),
+            label,
+        }
     }
 }
 
@@ -144,7 +174,11 @@ impl FrameSource for FolderSource {
         } else {
             format!("{} classes from sub-folders", self.class_names.len())
         };
-        format!("image folder {} ({} files, {labels})", self.root.display(), self.files.len())
+        format!(
+            "image folder {} ({} files, {labels})",
+            self.root.display(),
+            self.files.len()
+        )
     }
 
     fn skipped(&self) -> usize {

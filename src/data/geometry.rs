@@ -27,11 +27,19 @@ pub fn convert_channels(frame: Frame, channels: usize) -> Result<Frame, DataErro
                     ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
                 })
                 .collect();
-            Ok(Frame { channels: 1, pixels, ..frame })
+            Ok(Frame {
+                channels: 1,
+                pixels,
+                ..frame
+            })
         }
         (1, 3) => {
             let pixels = frame.pixels.iter().flat_map(|&v| [v, v, v]).collect();
-            Ok(Frame { channels: 3, pixels, ..frame })
+            Ok(Frame {
+                channels: 3,
+                pixels,
+                ..frame
+            })
         }
         (from, to) => Err(DataError::Invalid(format!(
             "cannot convert a {from}-channel frame to {to} channels (only 1 and 3 are supported)"
@@ -58,12 +66,21 @@ pub fn shrink_to_fit(frame: Frame, max_short: usize) -> Frame {
             .map(|img| image::imageops::resize(&img, nw, nh, FilterType::Triangle).into_raw()),
     };
     match pixels {
-        Some(pixels) => {
-            Frame { width: nw as usize, height: nh as usize, pixels, label: frame.label, ..frame }
-        }
+        Some(pixels) => Frame {
+            width: nw as usize,
+            height: nh as usize,
+            pixels,
+            label: frame.label,
+            ..frame
+        },
         // Only reachable for a frame whose buffer disagrees with its geometry; callers validate
         // frames first, so an empty frame here is preferable to a panic.
-        None => Frame { width: 0, height: 0, pixels: Vec::new(), ..frame },
+        None => Frame {
+            width: 0,
+            height: 0,
+            pixels: Vec::new(),
+            ..frame
+        },
     }
 }
 
@@ -83,7 +100,12 @@ pub struct CropBox {
 impl CropBox {
     /// The whole frame.
     pub fn full(width: usize, height: usize) -> Self {
-        CropBox { left: 0.0, top: 0.0, width: width as f32, height: height as f32 }
+        CropBox {
+            left: 0.0,
+            top: 0.0,
+            width: width as f32,
+            height: height as f32,
+        }
     }
 
     /// The largest centred square (the eval-time "resize + centre crop").
@@ -131,7 +153,13 @@ fn taps(start: f32, len: f32, limit: usize, out: usize) -> Taps {
         for (k, w) in ws.iter().enumerate().take(n) {
             let i = (first + k as i64).clamp(lo as i64, hi as i64) as usize;
             index.push(i);
-            weight.push(if total > 0.0 { w / total } else if k == 0 { 1.0 } else { 0.0 });
+            weight.push(if total > 0.0 {
+                w / total
+            } else if k == 0 {
+                1.0
+            } else {
+                0.0
+            });
         }
     }
     Taps { n, index, weight }
@@ -212,7 +240,10 @@ pub fn crop_resize(
 /// Checks that a frame's buffer matches its geometry and its channel count is supported.
 pub fn validate(frame: &Frame, origin: &str) -> Result<(), DataError> {
     if frame.channels != 1 && frame.channels != 3 {
-        return Err(DataError::format(origin, format!("{} channels (need 1 or 3)", frame.channels)));
+        return Err(DataError::format(
+            origin,
+            format!("{} channels (need 1 or 3)", frame.channels),
+        ));
     }
     if frame.width == 0 || frame.height == 0 || frame.pixels.len() != frame.byte_len() {
         return Err(DataError::format(
@@ -243,7 +274,13 @@ mod tests {
                 }
             }
         }
-        Frame { width: w, height: h, channels: c, pixels, label: None }
+        Frame {
+            width: w,
+            height: h,
+            channels: c,
+            pixels,
+            label: None,
+        }
     }
 
     #[test]
@@ -288,7 +325,12 @@ mod tests {
     fn crop_reads_only_inside_the_box() {
         // Left half black, right half white; cropping the right half gives all white.
         let f = frame(8, 4, 1, |x, _, _| if x >= 4 { 255 } else { 0 });
-        let crop = CropBox { left: 4.0, top: 0.0, width: 4.0, height: 4.0 };
+        let crop = CropBox {
+            left: 4.0,
+            top: 0.0,
+            width: 4.0,
+            height: 4.0,
+        };
         let mut out = vec![0.0; 4];
         crop_resize(&f, crop, 2, 2, &mut out, &mut Vec::new());
         assert!(out.iter().all(|&v| (v - 1.0).abs() < 1e-6), "{out:?}");

@@ -37,10 +37,15 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
     let bytes = read_maybe_gz(path)?;
     let bad = |m: String| DataError::format(path, m);
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
-        return Err(bad("not an IDX file (magic number must start with two zero bytes)".into()));
+        return Err(bad(
+            "not an IDX file (magic number must start with two zero bytes)".into(),
+        ));
     }
     if bytes[2] != TYPE_U8 {
-        return Err(bad(format!("IDX element type 0x{:02x} unsupported (need 0x08, unsigned byte)", bytes[2])));
+        return Err(bad(format!(
+            "IDX element type 0x{:02x} unsupported (need 0x08, unsigned byte)",
+            bytes[2]
+        )));
     }
     let ndims = bytes[3] as usize;
     if ndims == 0 {
@@ -48,7 +53,10 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
     }
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(bad(format!("truncated IDX header ({} bytes, need {header})", bytes.len())));
+        return Err(bad(format!(
+            "truncated IDX header ({} bytes, need {header})",
+            bytes.len()
+        )));
     }
     let dims: Vec<usize> = bytes[4..header]
         .chunks_exact(4)
@@ -95,24 +103,37 @@ impl IdxSource {
             _ => {
                 return Err(DataError::format(
                     images,
-                    format!("IDX image file must be N x H x W (x 1|3), got dimensions {:?}", arr.dims),
+                    format!(
+                        "IDX image file must be N x H x W (x 1|3), got dimensions {:?}",
+                        arr.dims
+                    ),
                 ));
             }
         };
         if count == 0 || width == 0 || height == 0 {
-            return Err(DataError::format(images, format!("IDX image file is empty: dimensions {:?}", arr.dims)));
+            return Err(DataError::format(
+                images,
+                format!("IDX image file is empty: dimensions {:?}", arr.dims),
+            ));
         }
         let labels = match labels {
             None => None,
             Some(path) => {
                 let l = read_idx(path)?;
                 if l.dims.len() != 1 {
-                    return Err(DataError::format(path, format!("IDX label file must be 1-D, got {:?}", l.dims)));
+                    return Err(DataError::format(
+                        path,
+                        format!("IDX label file must be 1-D, got {:?}", l.dims),
+                    ));
                 }
                 if l.dims[0] != count {
                     return Err(DataError::format(
                         path,
-                        format!("{} labels for {count} images in {}", l.dims[0], images.display()),
+                        format!(
+                            "{} labels for {count} images in {}",
+                            l.dims[0],
+                            images.display()
+                        ),
                     ));
                 }
                 Some(l.data)
@@ -160,11 +181,18 @@ impl FrameSource for IdxSource {
             self.width,
             self.height,
             self.channels,
-            if self.labels.is_some() { "labelled" } else { "unlabelled" }
+            if self.labels.is_some() {
+                "labelled"
+            } else {
+                "unlabelled"
+            }
         )
     }
 
     fn classes(&self) -> Option<usize> {
-        self.labels.as_ref().and_then(|l| l.iter().max()).map(|&m| m as usize + 1)
+        self.labels
+            .as_ref()
+            .and_then(|l| l.iter().max())
+            .map(|&m| m as usize + 1)
     }
 }

@@ -48,7 +48,9 @@ impl LabelledImages {
         let limit = limit.unwrap_or(usize::MAX);
         let mut frames = Vec::new();
         while frames.len() < limit {
-            let Some(frame) = source.next_frame()? else { break };
+            let Some(frame) = source.next_frame()? else {
+                break;
+            };
             super::geometry::validate(&frame, &origin)?;
             if frame.label.is_none() {
                 return Err(DataError::Invalid(format!(
@@ -66,7 +68,10 @@ impl LabelledImages {
         let classes = source.classes().unwrap_or(0).max(seen_classes);
         let per = augment.sample_len();
         let mut images = vec![0f32; frames.len() * per];
-        images.par_chunks_mut(per).zip(frames.par_iter()).for_each(|(out, f)| augment.eval_into(f, out));
+        images
+            .par_chunks_mut(per)
+            .zip(frames.par_iter())
+            .for_each(|(out, f)| augment.eval_into(f, out));
         Ok(LabelledImages {
             channels: augment.channels,
             height: augment.size,
@@ -134,7 +139,9 @@ impl LabelledImages {
         let fraction = fraction.clamp(0.0, 1.0);
         let mut held = vec![false; self.len()];
         for class in 0..self.classes as u32 {
-            let mut members: Vec<usize> = (0..self.len()).filter(|&i| self.labels[i] == class).collect();
+            let mut members: Vec<usize> = (0..self.len())
+                .filter(|&i| self.labels[i] == class)
+                .collect();
             members.shuffle(&mut seeding::rng_for(&[seed, DOMAIN_HOLDOUT, class as u64]));
             let take = (members.len() as f64 * fraction).round() as usize;
             members.into_iter().take(take).for_each(|i| held[i] = true);
@@ -143,5 +150,4 @@ impl LabelledImages {
         let out: Vec<usize> = (0..self.len()).filter(|&i| held[i]).collect();
         (self.subset(&kept), self.subset(&out))
     }
-
 }

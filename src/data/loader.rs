@@ -79,14 +79,22 @@ impl BatchLoader {
                 0 => String::new(),
                 n => format!(", {n} unreadable skipped"),
             };
-            let description = format!("{} [{} frames in memory{skipped}] → {view}", source.describe(), dataset.len());
+            let description = format!(
+                "{} [{} frames in memory{skipped}] → {view}",
+                source.describe(),
+                dataset.len()
+            );
             let dataset_len = Some(dataset.len());
             drop(source); // the in-memory copy is all we need
             let stop_flag = stop.clone();
             spawn_worker(move || {
                 let mut step = start_step;
                 while !stop_flag.load(Ordering::Relaxed) {
-                    if !send(&tx, Message::Batch(dataset.batch_at(step, batch)), &stop_flag) {
+                    if !send(
+                        &tx,
+                        Message::Batch(dataset.batch_at(step, batch)),
+                        &stop_flag,
+                    ) {
                         return;
                     }
                     step += 1;
@@ -113,7 +121,10 @@ impl BatchLoader {
                     )));
                 }
                 let res = cfg.restore.unwrap_or_else(|| {
-                    Reservoir::new(cfg.budget_bytes, seeding::derive_seed(&[seed, DOMAIN_REPLAY]))
+                    Reservoir::new(
+                        cfg.budget_bytes,
+                        seeding::derive_seed(&[seed, DOMAIN_REPLAY]),
+                    )
                 });
                 (Some(Arc::new(Mutex::new(res))), cfg.fraction)
             }
@@ -128,7 +139,14 @@ impl BatchLoader {
             ),
             None => format!("{} → {view}, no replay", source.describe()),
         };
-        let mut batcher = StreamBatcher { source, augment, batch, seed, reservoir: reservoir.clone(), fraction };
+        let mut batcher = StreamBatcher {
+            source,
+            augment,
+            batch,
+            seed,
+            reservoir: reservoir.clone(),
+            fraction,
+        };
         let stop_flag = stop.clone();
         spawn_worker(move || {
             let mut step = start_step;
@@ -177,7 +195,9 @@ impl BatchLoader {
             }
             Err(_) => {
                 self.finished = true;
-                Err(DataError::Invalid("data loader thread stopped unexpectedly".into()))
+                Err(DataError::Invalid(
+                    "data loader thread stopped unexpectedly".into(),
+                ))
             }
         }
     }
@@ -210,7 +230,9 @@ impl BatchLoader {
     /// A copy of the replay buffer for a checkpoint (streams with replay only). Because of
     /// prefetching it may already include the frames of the next batch or two.
     pub fn replay_snapshot(&self) -> Option<Reservoir> {
-        self.reservoir.as_ref().map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        self.reservoir
+            .as_ref()
+            .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }
 
@@ -223,7 +245,10 @@ impl Drop for BatchLoader {
 }
 
 fn replay_budget(reservoir: &Option<Arc<Mutex<Reservoir>>>) -> usize {
-    reservoir.as_ref().map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).budget_bytes()).unwrap_or(0)
+    reservoir
+        .as_ref()
+        .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).budget_bytes())
+        .unwrap_or(0)
 }
 
 fn spawn_worker(work: impl FnOnce() + Send + 'static) -> Result<(), DataError> {
@@ -268,7 +293,9 @@ impl StreamBatcher {
             Some(r) => {
                 let held = r.lock().unwrap_or_else(|p| p.into_inner()).len();
                 // At least one fresh frame per batch, so the stream keeps moving.
-                ((self.batch as f32 * self.fraction).round() as usize).min(held).min(self.batch - 1)
+                ((self.batch as f32 * self.fraction).round() as usize)
+                    .min(held)
+                    .min(self.batch - 1)
             }
             None => 0,
         };
@@ -279,7 +306,10 @@ impl StreamBatcher {
                 Some(f) => frames.push(prepare_frame(f, &self.augment, &origin)?),
                 None => {
                     if !frames.is_empty() {
-                        tracing::info!("{origin}: stream ended; dropping a partial batch of {} frames", frames.len());
+                        tracing::info!(
+                            "{origin}: stream ended; dropping a partial batch of {} frames",
+                            frames.len()
+                        );
                     }
                     return Ok(None);
                 }

@@ -115,11 +115,17 @@ pub enum DataError {
 impl DataError {
     /// An I/O error on `path`.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.as_ref().display().to_string(), source }
+        DataError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 
     /// A format error in `path`.
     pub fn format(path: impl AsRef<std::path::Path>, message: impl Into<String>) -> Self {
-        DataError::Format { path: path.as_ref().display().to_string(), message: message.into() }
+        DataError::Format {
+            path: path.as_ref().display().to_string(),
+            message: message.into(),
+        }
     }
 }

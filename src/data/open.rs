@@ -24,7 +24,9 @@ const SYNTHETIC_CLASSES: usize = 10;
 pub fn open_source(args: &DataArgs, cache_dir: &Path) -> Result<Box<dyn FrameSource>, DataError> {
     if let Some(stream) = &args.stream {
         let size = args.stream_size.ok_or_else(|| {
-            DataError::Invalid(format!("--stream {stream} needs --stream-size WIDTHxHEIGHT (raw frames carry no header)"))
+            DataError::Invalid(format!(
+                "--stream {stream} needs --stream-size WIDTHxHEIGHT (raw frames carry no header)"
+            ))
         })?;
         return Ok(Box::new(RawStreamSource::open(
             stream,
@@ -39,7 +41,9 @@ pub fn open_source(args: &DataArgs, cache_dir: &Path) -> Result<Box<dyn FrameSou
     }
     match &args.data {
         DataSpec::Stl10 { dir, split } => Ok(Box::new(StlSource::open_dir(dir, *split)?)),
-        DataSpec::Idx { images, labels } => Ok(Box::new(IdxSource::open(images, labels.as_deref())?)),
+        DataSpec::Idx { images, labels } => {
+            Ok(Box::new(IdxSource::open(images, labels.as_deref())?))
+        }
         _ => open_labelled_source(args, Split::Train, cache_dir),
     }
 }
@@ -97,7 +101,9 @@ pub fn open_labelled_source(
             };
             Ok(Box::new(IdxSource::open(&x, Some(&y))?))
         }
-        DataSpec::Cifar10 { dir } => Ok(Box::new(CifarSource::open_dir(dir, split == Split::Train)?)),
+        DataSpec::Cifar10 { dir } => {
+            Ok(Box::new(CifarSource::open_dir(dir, split == Split::Train)?))
+        }
         DataSpec::Stl10 { dir, .. } => {
             let stl_split = match split {
                 Split::Train => StlSplit::Train,
@@ -124,7 +130,10 @@ pub fn open_labelled_source(
 
 /// MNIST naming: `train-images-idx3-ubyte.gz` ↔ `t10k-images-idx3-ubyte.gz`.
 fn test_counterpart(train: &Path) -> Result<PathBuf, DataError> {
-    let name = train.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = train
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if !name.contains("train") {
         return Err(DataError::format(
             train,
@@ -134,7 +143,10 @@ fn test_counterpart(train: &Path) -> Result<PathBuf, DataError> {
     }
     let test = train.with_file_name(name.replacen("train", "t10k", 1));
     if !test.exists() {
-        return Err(DataError::format(&test, "test file not found (expected beside the training file)"));
+        return Err(DataError::format(
+            &test,
+            "test file not found (expected beside the training file)",
+        ));
     }
     Ok(test)
 }

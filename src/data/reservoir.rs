@@ -53,7 +53,9 @@ impl Reservoir {
     pub fn insert(&mut self, frame: &Frame) -> Result<bool, DataError> {
         let slot = frame.byte_len();
         if frame.pixels.len() != slot || slot == 0 {
-            return Err(DataError::Invalid("replay buffer: frame buffer does not match its size".into()));
+            return Err(DataError::Invalid(
+                "replay buffer: frame buffer does not match its size".into(),
+            ));
         }
         if self.capacity == 0 {
             let capacity = self.budget_bytes / (slot + LABEL_BYTES);
@@ -65,7 +67,8 @@ impl Reservoir {
             }
             (self.width, self.height, self.channels, self.capacity) =
                 (frame.width, frame.height, frame.channels, capacity);
-        } else if (frame.width, frame.height, frame.channels) != (self.width, self.height, self.channels)
+        } else if (frame.width, frame.height, frame.channels)
+            != (self.width, self.height, self.channels)
         {
             return Err(DataError::Invalid(format!(
                 "replay buffer holds {}x{}x{} frames, got {}x{}x{}",

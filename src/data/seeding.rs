@@ -20,7 +20,9 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// Folds a list of words into one well-mixed seed (order matters).
 pub(crate) fn derive_seed(parts: &[u64]) -> u64 {
-    parts.iter().fold(0x6564_6765_7373_6c00, |acc, &p| splitmix64(acc ^ splitmix64(p)))
+    parts.iter().fold(0x6564_6765_7373_6c00, |acc, &p| {
+        splitmix64(acc ^ splitmix64(p))
+    })
 }
 
 /// A generator seeded from `parts`.

@@ -44,8 +44,7 @@ pub enum DataSpec {
     },
 }
 
-const SPEC_HELP: &str =
-    "expected fashion-mnist, idx:IMAGES[,LABELS], cifar10:DIR, stl10:DIR[:unlabeled|train|test] or synthetic[:COUNT]";
+const SPEC_HELP: &str = "expected fashion-mnist, idx:IMAGES[,LABELS], cifar10:DIR, stl10:DIR[:unlabeled|train|test] or synthetic[:COUNT]";
 
 impl FromStr for DataSpec {
     type Err = String;
@@ -62,16 +61,23 @@ impl FromStr for DataSpec {
             }
         };
         match kind {
-            "fashion-mnist" | "fashion_mnist" | "fmnist" if rest.is_none() => Ok(DataSpec::FashionMnist),
+            "fashion-mnist" | "fashion_mnist" | "fmnist" if rest.is_none() => {
+                Ok(DataSpec::FashionMnist)
+            }
             "idx" => {
                 let r = need("IMAGES[,LABELS]")?;
                 let (images, labels) = match r.split_once(',') {
                     Some((i, l)) => (i, Some(PathBuf::from(l))),
                     None => (r, None),
                 };
-                Ok(DataSpec::Idx { images: images.into(), labels })
+                Ok(DataSpec::Idx {
+                    images: images.into(),
+                    labels,
+                })
             }
-            "cifar10" | "cifar-10" => Ok(DataSpec::Cifar10 { dir: need("DIR")?.into() }),
+            "cifar10" | "cifar-10" => Ok(DataSpec::Cifar10 {
+                dir: need("DIR")?.into(),
+            }),
             "stl10" | "stl-10" => {
                 let r = need("DIR")?;
                 let (dir, split) = match r.rsplit_once(':') {
@@ -80,10 +86,15 @@ impl FromStr for DataSpec {
                     Some((d, "test")) => (d, StlSplit::Test),
                     _ => (r, StlSplit::Unlabeled),
                 };
-                Ok(DataSpec::Stl10 { dir: dir.into(), split })
+                Ok(DataSpec::Stl10 {
+                    dir: dir.into(),
+                    split,
+                })
             }
             "synthetic" => match rest {
-                None => Ok(DataSpec::Synthetic { count: DEFAULT_SYNTHETIC_COUNT }),
+                None => Ok(DataSpec::Synthetic {
+                    count: DEFAULT_SYNTHETIC_COUNT,
+                }),
                 Some(n) => match n.parse::<usize>() {
                     Ok(count) if count > 0 => Ok(DataSpec::Synthetic { count }),
                     _ => Err(format!("--data {s}: COUNT must be a positive integer")),
@@ -98,8 +109,14 @@ impl fmt::Display for DataSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataSpec::FashionMnist => write!(f, "fashion-mnist"),
-            DataSpec::Idx { images, labels: None } => write!(f, "idx:{}", images.display()),
-            DataSpec::Idx { images, labels: Some(l) } => {
+            DataSpec::Idx {
+                images,
+                labels: None,
+            } => write!(f, "idx:{}", images.display()),
+            DataSpec::Idx {
+                images,
+                labels: Some(l),
+            } => {
                 write!(f, "idx:{},{}", images.display(), l.display())
             }
             DataSpec::Cifar10 { dir } => write!(f, "cifar10:{}", dir.display()),
@@ -136,12 +153,17 @@ impl FromStr for FrameSize {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let parsed = s
-            .split_once(['x', 'X'])
-            .and_then(|(w, h)| Some((w.trim().parse::<usize>().ok()?, h.trim().parse::<usize>().ok()?)));
+        let parsed = s.split_once(['x', 'X']).and_then(|(w, h)| {
+            Some((
+                w.trim().parse::<usize>().ok()?,
+                h.trim().parse::<usize>().ok()?,
+            ))
+        });
         match parsed {
             Some((width, height)) if width > 0 && height > 0 => Ok(FrameSize { width, height }),
-            _ => Err(format!("'{s}' is not a frame size: expected WIDTHxHEIGHT, e.g. 640x480")),
+            _ => Err(format!(
+                "'{s}' is not a frame size: expected WIDTHxHEIGHT, e.g. 640x480"
+            )),
         }
     }
 }
@@ -183,15 +205,35 @@ mod tests {
             let spec: DataSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);
         }
-        assert_eq!("stl10:d".parse::<DataSpec>().unwrap(), DataSpec::Stl10 { dir: "d".into(), split: StlSplit::Unlabeled });
-        for bad in ["", "imagenet", "idx", "idx:", "cifar10", "synthetic:0", "fashion-mnist:x"] {
+        assert_eq!(
+            "stl10:d".parse::<DataSpec>().unwrap(),
+            DataSpec::Stl10 {
+                dir: "d".into(),
+                split: StlSplit::Unlabeled
+            }
+        );
+        for bad in [
+            "",
+            "imagenet",
+            "idx",
+            "idx:",
+            "cifar10",
+            "synthetic:0",
+            "fashion-mnist:x",
+        ] {
             assert!(bad.parse::<DataSpec>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn frame_sizes_parse() {
-        assert_eq!("640x480".parse::<FrameSize>().unwrap(), FrameSize { width: 640, height: 480 });
+        assert_eq!(
+            "640x480".parse::<FrameSize>().unwrap(),
+            FrameSize {
+                width: 640,
+                height: 480
+            }
+        );
         for bad in ["640", "0x4", "ax4", "4x", "-1x2"] {
             assert!(bad.parse::<FrameSize>().is_err(), "{bad}");
         }

@@ -39,7 +39,8 @@ impl StlSplit {
 /// archive unpacks to.
 pub fn binary_dir(dir: &Path) -> PathBuf {
     let nested = dir.join("stl10_binary");
-    if !dir.join("train_X.bin").exists() && !dir.join("unlabeled_X.bin").exists() && nested.is_dir() {
+    if !dir.join("train_X.bin").exists() && !dir.join("unlabeled_X.bin").exists() && nested.is_dir()
+    {
         nested
     } else {
         dir.to_path_buf()
@@ -63,7 +64,12 @@ impl StlSource {
         let x = dir.join(format!("{}_X.bin", split.stem()));
         let y = (split != StlSplit::Unlabeled).then(|| dir.join(format!("{}_y.bin", split.stem())));
         let mut source = Self::open_files(&x, y.as_deref())?;
-        source.description = format!("STL-10 {} from {} ({} images 96x96x3)", split.stem(), dir.display(), source.count);
+        source.description = format!(
+            "STL-10 {} from {} ({} images 96x96x3)",
+            split.stem(),
+            dir.display(),
+            source.count
+        );
         Ok(source)
     }
 
@@ -73,7 +79,10 @@ impl StlSource {
         if bytes.is_empty() || bytes.len() % IMAGE_BYTES != 0 {
             return Err(DataError::format(
                 images,
-                format!("{} bytes is not a whole number of {IMAGE_BYTES}-byte STL-10 images", bytes.len()),
+                format!(
+                    "{} bytes is not a whole number of {IMAGE_BYTES}-byte STL-10 images",
+                    bytes.len()
+                ),
             ));
         }
         let count = bytes.len() / IMAGE_BYTES;
@@ -84,11 +93,18 @@ impl StlSource {
                 if l.len() != count {
                     return Err(DataError::format(
                         path,
-                        format!("{} labels for {count} images in {}", l.len(), images.display()),
+                        format!(
+                            "{} labels for {count} images in {}",
+                            l.len(),
+                            images.display()
+                        ),
                     ));
                 }
                 if let Some(pos) = l.iter().position(|&v| v == 0 || v as usize > CLASSES) {
-                    return Err(DataError::format(path, format!("label {pos} is {} (STL-10 labels are 1-10)", l[pos])));
+                    return Err(DataError::format(
+                        path,
+                        format!("label {pos} is {} (STL-10 labels are 1-10)", l[pos]),
+                    ));
                 }
                 Some(l)
             }
@@ -115,7 +131,13 @@ fn image_to_frame(image: &[u8], label: Option<u32>) -> Frame {
             }
         }
     }
-    Frame { width: SIDE, height: SIDE, channels: 3, pixels, label }
+    Frame {
+        width: SIDE,
+        height: SIDE,
+        channels: 3,
+        pixels,
+        label,
+    }
 }
 
 impl FrameSource for StlSource {
@@ -126,7 +148,10 @@ impl FrameSource for StlSource {
         let i = self.next;
         self.next += 1;
         let label = self.labels.as_ref().map(|l| l[i] as u32 - 1);
-        Ok(Some(image_to_frame(&self.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES], label)))
+        Ok(Some(image_to_frame(
+            &self.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES],
+            label,
+        )))
     }
 
     fn len_hint(&self) -> Option<usize> {

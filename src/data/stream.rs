@@ -72,14 +72,27 @@ impl RawStreamSource {
         let meta = file.metadata().map_err(|e| DataError::io(path, e))?;
         if meta.is_file() {
             let len = meta.len();
-            if len == 0 || len % frame_bytes as u64 != 0 {
-                return Err(DataError::format(path, mismatch_message(len, format, width, height)));
+            if len == 0 || !len.is_multiple_of(frame_bytes as u64) {
+                return Err(DataError::format(
+                    path,
+                    mismatch_message(len, format, width, height),
+                ));
             }
         } else if meta.is_dir() {
-            return Err(DataError::format(path, "is a directory (--stream takes a file, FIFO or -)"));
+            return Err(DataError::format(
+                path,
+                "is a directory (--stream takes a file, FIFO or -)",
+            ));
         }
         let reader = Box::new(std::io::BufReader::with_capacity(1 << 16, file));
-        Self::from_reader(&Path::new(path).display().to_string(), reader, format, width, height, every)
+        Self::from_reader(
+            &Path::new(path).display().to_string(),
+            reader,
+            format,
+            width,
+            height,
+            every,
+        )
     }
 
     /// Reads frames from any byte source (`name` is used in messages).
@@ -149,17 +162,28 @@ impl RawStreamSource {
     }
 }
 
-fn check_geometry(format: StreamFormat, width: usize, height: usize, every: usize) -> Result<usize, DataError> {
+fn check_geometry(
+    format: StreamFormat,
+    width: usize,
+    height: usize,
+    every: usize,
+) -> Result<usize, DataError> {
     if width == 0 || height == 0 {
-        return Err(DataError::Invalid(format!("--stream-size {width}x{height}: both sides must be > 0")));
+        return Err(DataError::Invalid(format!(
+            "--stream-size {width}x{height}: both sides must be > 0"
+        )));
     }
     if every == 0 {
         return Err(DataError::Invalid("--stream-every must be >= 1".into()));
     }
-    let bytes = width.checked_mul(height).and_then(|p| p.checked_mul(format.channels()));
+    let bytes = width
+        .checked_mul(height)
+        .and_then(|p| p.checked_mul(format.channels()));
     match bytes {
         Some(b) if b <= MAX_FRAME_BYTES => Ok(b),
-        _ => Err(DataError::Invalid(format!("--stream-size {width}x{height}: frame too large"))),
+        _ => Err(DataError::Invalid(format!(
+            "--stream-size {width}x{height}: frame too large"
+        ))),
     }
 }
 
@@ -176,8 +200,12 @@ fn mismatch_message(len: u64, format: StreamFormat, width: usize, height: usize)
         StreamFormat::Rgb24 => StreamFormat::Gray8,
     };
     let other_frame = (width * height * other.channels()) as u64;
-    if len > 0 && len % other_frame == 0 {
-        msg.push_str(&format!(" (it would be {} {} frames)", len / other_frame, other.name()));
+    if len > 0 && len.is_multiple_of(other_frame) {
+        msg.push_str(&format!(
+            " (it would be {} {} frames)",
+            len / other_frame,
+            other.name()
+        ));
     } else if len > frame {
         msg.push_str(&format!(
             " (if the size is right, the last frame was cut short: {} whole frames + {} bytes; \
@@ -203,7 +231,7 @@ impl FrameSource for RawStreamSource {
             }
             let index = self.read;
             self.read += 1;
-            if index % self.every as u64 == 0 {
+            if index.is_multiple_of(self.every as u64) {
                 self.delivered += 1;
                 return Ok(Some(Frame {
                     width: self.width,
@@ -217,7 +245,17 @@ impl FrameSource for RawStreamSource {
     }
 
     fn describe(&self) -> String {
-        let every = if self.every > 1 { format!(", keeping 1 frame in {}", self.every) } else { String::new() };
-        format!("raw {} stream {}x{} from {}{every}", self.format.name(), self.width, self.height, self.name)
+        let every = if self.every > 1 {
+            format!(", keeping 1 frame in {}", self.every)
+        } else {
+            String::new()
+        };
+        format!(
+            "raw {} stream {}x{} from {}{every}",
+            self.format.name(),
+            self.width,
+            self.height,
+            self.name
+        )
     }
 }

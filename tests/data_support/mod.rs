@@ -41,14 +41,28 @@ pub fn write_fake_fashion_mnist(dir: &Path, train: usize, test: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for (prefix, n) in [("train", train), ("t10k", test)] {
         let (images, labels) = gray_images(n, 28, 28);
-        write_idx(&dir.join(format!("{prefix}-images-idx3-ubyte.gz")), &[n as u32, 28, 28], &images, true);
-        write_idx(&dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), &[n as u32], &labels, true);
+        write_idx(
+            &dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            &[n as u32, 28, 28],
+            &images,
+            true,
+        );
+        write_idx(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+            &[n as u32],
+            &labels,
+            true,
+        );
     }
 }
 
 /// The RGB value the CIFAR/STL writers put at (image i, x, y).
 pub fn pattern_rgb(i: usize, x: usize, y: usize) -> [u8; 3] {
-    [((x * 5 + i) % 256) as u8, ((y * 3 + 2 * i) % 256) as u8, ((x + y + 50 * i) % 256) as u8]
+    [
+        ((x * 5 + i) % 256) as u8,
+        ((y * 3 + 2 * i) % 256) as u8,
+        ((x + y + 50 * i) % 256) as u8,
+    ]
 }
 
 /// CIFAR-10 records: label byte, then R, G, B planes (row-major 32x32).
@@ -84,7 +98,13 @@ pub fn stl_images(n: usize) -> Vec<u8> {
 
 /// A `w x h` frame whose every pixel has value `v`.
 pub fn flat_frame(w: usize, h: usize, channels: usize, v: u8, label: Option<u32>) -> Frame {
-    Frame { width: w, height: h, channels, pixels: vec![v; w * h * channels], label }
+    Frame {
+        width: w,
+        height: h,
+        channels,
+        pixels: vec![v; w * h * channels],
+        label,
+    }
 }
 
 /// A frame with a horizontal gradient (left dark, right bright): flips are visible.
@@ -97,7 +117,13 @@ pub fn ramp_frame(w: usize, h: usize, channels: usize) -> Frame {
             }
         }
     }
-    Frame { width: w, height: h, channels, pixels, label: None }
+    Frame {
+        width: w,
+        height: h,
+        channels,
+        pixels,
+        label: None,
+    }
 }
 
 /// A source over frames held in a vector (finite: `len_hint` is known).
@@ -108,11 +134,17 @@ pub struct VecSource {
 
 impl VecSource {
     pub fn finite(frames: Vec<Frame>) -> Self {
-        VecSource { frames: frames.into_iter(), finite: true }
+        VecSource {
+            frames: frames.into_iter(),
+            finite: true,
+        }
     }
     /// Behaves like a stream: no length known up front.
     pub fn stream(frames: Vec<Frame>) -> Self {
-        VecSource { frames: frames.into_iter(), finite: false }
+        VecSource {
+            frames: frames.into_iter(),
+            finite: false,
+        }
     }
 }
 
