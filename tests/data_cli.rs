@@ -279,3 +279,44 @@ fn data_inspect_and_preview_work_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("data_batch_1.bin"));
 }
+
+#[test]
+fn a_raw_stream_piped_into_stdin_is_read_frame_by_frame() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgessl"))
+        .args([
+            "data",
+            "inspect",
+            "--stream",
+            "-",
+            "--stream-format",
+            "rgb24",
+            "--stream-size",
+            "4x2",
+            "--stream-every",
+            "2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Five whole 4x2 rgb24 frames and a truncated sixth, as a killed ffmpeg would leave.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&vec![7u8; 5 * 24 + 10])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("frames: 3") && text.contains("4x2x3: 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stdin") && text.contains("1 frame in 2"),
+        "{text}"
+    );
+}

@@ -84,6 +84,11 @@ impl InMemoryDataset {
         self.frames.is_empty()
     }
 
+    /// Bytes of pixel data held (the dominant memory cost).
+    pub fn pixel_bytes(&self) -> usize {
+        self.frames.iter().map(|f| f.pixels.len()).sum()
+    }
+
     /// The frames, in source order.
     pub fn frames(&self) -> &[Frame] {
         &self.frames

@@ -13,9 +13,8 @@ use super::reservoir::Reservoir;
 use super::seeding::{self, DOMAIN_REPLAY};
 use super::{DataError, Frame, FrameSource, ViewBatch};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Batches prepared ahead of the consumer. Two keep the trainer fed (one being consumed, one
 /// ready) without holding many batches of 96 px views in memory.
@@ -80,9 +79,10 @@ impl BatchLoader {
                 n => format!(", {n} unreadable skipped"),
             };
             let description = format!(
-                "{} [{} frames in memory{skipped}] → {view}",
+                "{} [{} frames in memory, {:.1} MiB{skipped}] → {view}",
                 source.describe(),
-                dataset.len()
+                dataset.len(),
+                dataset.pixel_bytes() as f64 / (1 << 20) as f64
             );
             let dataset_len = Some(dataset.len());
             drop(source); // the in-memory copy is all we need
@@ -238,8 +238,8 @@ impl BatchLoader {
 
 impl Drop for BatchLoader {
     fn drop(&mut self) {
-        // The worker notices on its next send (or blocked send) and exits; a worker blocked
-        // reading stdin exits when the stream delivers or closes.
+        // The receiver goes with `self`, so the worker's next (or blocked) send fails and it
+        // exits; a worker blocked reading stdin exits once the stream delivers or closes.
         self.stop.store(true, Ordering::Relaxed);
     }
 }
@@ -259,21 +259,10 @@ fn spawn_worker(work: impl FnOnce() + Send + 'static) -> Result<(), DataError> {
         .map_err(|e| DataError::Invalid(format!("cannot start the data loader thread: {e}")))
 }
 
-/// Sends while the consumer lives, waking up regularly to honour `stop`.
-fn send(tx: &SyncSender<Message>, mut message: Message, stop: &AtomicBool) -> bool {
-    loop {
-        match tx.try_send(message) {
-            Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(m)) => {
-                if stop.load(Ordering::Relaxed) {
-                    return false;
-                }
-                message = m;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
+/// Hands a message over, blocking while the queue is full; false once the consumer is gone
+/// (dropping the loader drops the receiver, which wakes a blocked send with an error).
+fn send(tx: &SyncSender<Message>, message: Message, stop: &AtomicBool) -> bool {
+    !stop.load(Ordering::Relaxed) && tx.send(message).is_ok()
 }
 
 /// Builds batches from a sequential stream, mixing in replayed frames.
