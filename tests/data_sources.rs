@@ -177,6 +177,14 @@ fn stl_column_major_images_become_row_major_frames_and_labels_shift_to_zero() {
     let unlabeled = drain(&mut StlSource::open_dir(&bin, StlSplit::Unlabeled).unwrap());
     assert_eq!(unlabeled.len(), 2);
     assert!(unlabeled.iter().all(|f| f.label.is_none()));
+    // The usual pretraining set: train (labelled) then unlabeled.
+    let mut both = StlSource::open_dir(dir.path(), StlSplit::TrainUnlabeled).unwrap();
+    assert_eq!(both.len_hint(), Some(5));
+    let both = drain(&mut both);
+    let labels: Vec<Option<u32>> = both.iter().map(|f| f.label).collect();
+    assert_eq!(labels, vec![Some(0), Some(9), Some(3), None, None]);
+    assert_eq!(both[4].pixels, unlabeled[1].pixels);
+    assert_eq!(both[1].pixels, frames[1].pixels);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataArgs {
     /// Dataset: fashion-mnist (fetched into the cache on first use), idx:IMAGES[,LABELS],
-    /// cifar10:DIR, stl10:DIR[:unlabeled|train|test] or synthetic[:COUNT].
+    /// cifar10:DIR, stl10:DIR[:unlabeled|train|test|train+unlabeled] or synthetic[:COUNT].
     #[arg(long, value_name = "SPEC", default_value = "fashion-mnist")]
     pub data: DataSpec,
 

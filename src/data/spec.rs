@@ -1,6 +1,7 @@
 //! The `--data` specification: which dataset to learn from, as one string that fits a flag or
 //! a TOML config (`fashion-mnist`, `idx:IMAGES[,LABELS]`, `cifar10:DIR`,
-//! `stl10:DIR[:unlabeled|train|test]`, `synthetic[:COUNT]`), and the `WxH` frame size.
+//! `stl10:DIR[:unlabeled|train|test|train+unlabeled]`, `synthetic[:COUNT]`), and the `WxH`
+//! frame size.
 
 use super::stl::StlSplit;
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,7 @@ pub enum DataSpec {
     },
 }
 
-const SPEC_HELP: &str = "expected fashion-mnist, idx:IMAGES[,LABELS], cifar10:DIR, stl10:DIR[:unlabeled|train|test] or synthetic[:COUNT]";
+const SPEC_HELP: &str = "expected fashion-mnist, idx:IMAGES[,LABELS], cifar10:DIR, stl10:DIR[:unlabeled|train|test|train+unlabeled] or synthetic[:COUNT]";
 
 impl FromStr for DataSpec {
     type Err = String;
@@ -80,12 +81,10 @@ impl FromStr for DataSpec {
             }),
             "stl10" | "stl-10" => {
                 let r = need("DIR")?;
-                let (dir, split) = match r.rsplit_once(':') {
-                    Some((d, "unlabeled")) => (d, StlSplit::Unlabeled),
-                    Some((d, "train")) => (d, StlSplit::Train),
-                    Some((d, "test")) => (d, StlSplit::Test),
-                    _ => (r, StlSplit::Unlabeled),
-                };
+                let named = r
+                    .rsplit_once(':')
+                    .and_then(|(d, name)| Some((d, StlSplit::from_stem(name)?)));
+                let (dir, split) = named.unwrap_or((r, StlSplit::Unlabeled));
                 Ok(DataSpec::Stl10 {
                     dir: dir.into(),
                     split,
@@ -200,6 +199,7 @@ mod tests {
             "cifar10:/data/cifar",
             "stl10:/data/stl:train",
             "stl10:/data/stl:unlabeled",
+            "stl10:/data/stl:train+unlabeled",
             "synthetic:12",
         ] {
             let spec: DataSpec = text.parse().unwrap();
