@@ -306,7 +306,7 @@ fn a_raw_stream_piped_into_stdin_is_read_frame_by_frame() {
         .stdin
         .take()
         .unwrap()
-        .write_all(&vec![7u8; 5 * 24 + 10])
+        .write_all(&[7u8; 5 * 24 + 10])
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
