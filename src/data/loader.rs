@@ -55,7 +55,7 @@ impl BatchLoader {
     /// Finite sources are loaded into memory here (errors surface now); `replay` applies to
     /// streams only.
     pub fn new(
-        mut source: Box<dyn FrameSource>,
+        source: Box<dyn FrameSource>,
         augment: AugmentConfig,
         batch: usize,
         seed: u64,
@@ -66,52 +66,49 @@ impl BatchLoader {
         if batch == 0 {
             return Err(DataError::Invalid("batch size must be >= 1".into()));
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = sync_channel(PREFETCH);
-        let view = format!(
-            "{} views {}x{}x{}, batch {batch}, seed {seed}",
-            augment.name, augment.size, augment.size, augment.channels
-        );
+        let plan = Plan {
+            augment,
+            batch,
+            seed,
+            start_step,
+        };
         if source.len_hint().is_some() {
-            let mut dataset = InMemoryDataset::load(source.as_mut(), &augment, seed)?;
-            let skipped = match source.skipped() {
-                0 => String::new(),
-                n => format!(", {n} unreadable skipped"),
-            };
-            let description = format!(
-                "{} [{} frames in memory, {:.1} MiB{skipped}] → {view}",
-                source.describe(),
-                dataset.len(),
-                dataset.pixel_bytes() as f64 / (1 << 20) as f64
-            );
-            let dataset_len = Some(dataset.len());
-            drop(source); // the in-memory copy is all we need
-            let stop_flag = stop.clone();
-            spawn_worker(move || {
-                let mut step = start_step;
-                while !stop_flag.load(Ordering::Relaxed) {
-                    if !send(
-                        &tx,
-                        Message::Batch(dataset.batch_at(step, batch)),
-                        &stop_flag,
-                    ) {
-                        return;
-                    }
-                    step += 1;
-                }
-            })?;
-            return Ok(BatchLoader {
-                rx,
-                stop,
-                description,
-                next_step: start_step,
-                batch,
-                dataset_len,
-                reservoir: None,
-                finished: false,
-            });
+            Self::start_dataset(source, plan)
+        } else {
+            Self::start_stream(source, plan, replay)
         }
+    }
 
+    /// Loads a finite source into memory and cycles through it on the worker.
+    fn start_dataset(mut source: Box<dyn FrameSource>, plan: Plan) -> Result<Self, DataError> {
+        let mut dataset = InMemoryDataset::load(source.as_mut(), &plan.augment, plan.seed)?;
+        let skipped = match source.skipped() {
+            0 => String::new(),
+            n => format!(", {n} unreadable skipped"),
+        };
+        let description = format!(
+            "{} [{} frames in memory, {:.1} MiB{skipped}] → {}",
+            source.describe(),
+            dataset.len(),
+            dataset.pixel_bytes() as f64 / (1 << 20) as f64,
+            plan.describe()
+        );
+        drop(source); // the in-memory copy is all we need
+        let dataset_len = Some(dataset.len());
+        let (batch, mut step) = (plan.batch, plan.start_step);
+        Self::spawn(plan, description, dataset_len, None, move |tx, stop| {
+            while send(tx, Message::Batch(dataset.batch_at(step, batch)), stop) {
+                step += 1;
+            }
+        })
+    }
+
+    /// Reads a stream sequentially on the worker, mixing in replayed frames.
+    fn start_stream(
+        source: Box<dyn FrameSource>,
+        plan: Plan,
+        replay: Option<ReplayConfig>,
+    ) -> Result<Self, DataError> {
         let (reservoir, fraction) = match replay {
             Some(cfg) => {
                 if !(0.0..1.0).contains(&cfg.fraction) {
@@ -123,7 +120,7 @@ impl BatchLoader {
                 let res = cfg.restore.unwrap_or_else(|| {
                     Reservoir::new(
                         cfg.budget_bytes,
-                        seeding::derive_seed(&[seed, DOMAIN_REPLAY]),
+                        seeding::derive_seed(&[plan.seed, DOMAIN_REPLAY]),
                     )
                 });
                 (Some(Arc::new(Mutex::new(res))), cfg.fraction)
@@ -131,45 +128,62 @@ impl BatchLoader {
             None => (None, 0.0),
         };
         let description = match &reservoir {
-            Some(_) => format!(
-                "{} → {view}, replay {:.1} MiB ({:.0}% of each batch)",
+            Some(r) => format!(
+                "{} → {}, replay {:.1} MiB ({:.0}% of each batch)",
                 source.describe(),
-                replay_budget(&reservoir) as f64 / (1 << 20) as f64,
+                plan.describe(),
+                lock(r).budget_bytes() as f64 / (1 << 20) as f64,
                 fraction * 100.0
             ),
-            None => format!("{} → {view}, no replay", source.describe()),
+            None => format!("{} → {}, no replay", source.describe(), plan.describe()),
         };
         let mut batcher = StreamBatcher {
             source,
-            augment,
-            batch,
-            seed,
+            augment: plan.augment.clone(),
+            batch: plan.batch,
+            seed: plan.seed,
             reservoir: reservoir.clone(),
             fraction,
         };
-        let stop_flag = stop.clone();
-        spawn_worker(move || {
-            let mut step = start_step;
-            while !stop_flag.load(Ordering::Relaxed) {
+        let mut step = plan.start_step;
+        Self::spawn(plan, description, None, reservoir, move |tx, stop| {
+            loop {
                 let message = match batcher.next(step) {
                     Ok(Some(b)) => Message::Batch(b),
                     Ok(None) => Message::End,
                     Err(e) => Message::Failed(e),
                 };
                 let last = !matches!(message, Message::Batch(_));
-                if !send(&tx, message, &stop_flag) || last {
+                if !send(tx, message, stop) || last {
                     return;
                 }
                 step += 1;
             }
-        })?;
+        })
+    }
+
+    /// Starts `work` on the worker thread, feeding a queue of [`PREFETCH`] messages.
+    fn spawn(
+        plan: Plan,
+        description: String,
+        dataset_len: Option<usize>,
+        reservoir: Option<Arc<Mutex<Reservoir>>>,
+        work: impl FnOnce(&SyncSender<Message>, &AtomicBool) + Send + 'static,
+    ) -> Result<Self, DataError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = sync_channel(PREFETCH);
+        let stop_flag = stop.clone();
+        std::thread::Builder::new()
+            .name("edgessl-data".into())
+            .spawn(move || work(&tx, &stop_flag))
+            .map_err(|e| DataError::Invalid(format!("cannot start the data loader thread: {e}")))?;
         Ok(BatchLoader {
             rx,
             stop,
             description,
-            next_step: start_step,
-            batch,
-            dataset_len: None,
+            next_step: plan.start_step,
+            batch: plan.batch,
+            dataset_len,
             reservoir,
             finished: false,
         })
@@ -230,9 +244,7 @@ impl BatchLoader {
     /// A copy of the replay buffer for a checkpoint (streams with replay only). Because of
     /// prefetching it may already include the frames of the next batch or two.
     pub fn replay_snapshot(&self) -> Option<Reservoir> {
-        self.reservoir
-            .as_ref()
-            .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        self.reservoir.as_ref().map(|r| lock(r).clone())
     }
 }
 
@@ -244,19 +256,28 @@ impl Drop for BatchLoader {
     }
 }
 
-fn replay_budget(reservoir: &Option<Arc<Mutex<Reservoir>>>) -> usize {
-    reservoir
-        .as_ref()
-        .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).budget_bytes())
-        .unwrap_or(0)
+/// The replay buffer, even if a panicking thread poisoned its lock (its data stays valid:
+/// every mutation completes before anything that could panic).
+fn lock(r: &Mutex<Reservoir>) -> std::sync::MutexGuard<'_, Reservoir> {
+    r.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn spawn_worker(work: impl FnOnce() + Send + 'static) -> Result<(), DataError> {
-    std::thread::Builder::new()
-        .name("edgessl-data".into())
-        .spawn(work)
-        .map(|_| ())
-        .map_err(|e| DataError::Invalid(format!("cannot start the data loader thread: {e}")))
+/// What every batch shares: augmentation, size, seed, first step.
+struct Plan {
+    augment: AugmentConfig,
+    batch: usize,
+    seed: u64,
+    start_step: u64,
+}
+
+impl Plan {
+    fn describe(&self) -> String {
+        let a = &self.augment;
+        format!(
+            "{} views {}x{}x{}, batch {}, seed {}",
+            a.name, a.size, a.size, a.channels, self.batch, self.seed
+        )
+    }
 }
 
 /// Hands a message over, blocking while the queue is full; false once the consumer is gone
@@ -280,7 +301,7 @@ impl StreamBatcher {
         let origin = self.source.describe();
         let replay_n = match &self.reservoir {
             Some(r) => {
-                let held = r.lock().unwrap_or_else(|p| p.into_inner()).len();
+                let held = lock(r).len();
                 // At least one fresh frame per batch, so the stream keeps moving.
                 ((self.batch as f32 * self.fraction).round() as usize)
                     .min(held)
@@ -305,7 +326,7 @@ impl StreamBatcher {
             }
         }
         if let Some(r) = &self.reservoir {
-            let mut res = r.lock().unwrap_or_else(|p| p.into_inner());
+            let mut res = lock(r);
             // Replay is drawn before this batch's frames enter the buffer, so it is history.
             let mut rng = seeding::rng_for(&[self.seed, DOMAIN_REPLAY, step]);
             let replayed = res.sample(&mut rng, replay_n);
