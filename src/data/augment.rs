@@ -276,7 +276,8 @@ impl AugmentConfig {
     }
 
     /// Writes one augmented, normalised view of `frame` into `out` (`sample_len()` floats).
-    /// The frame is converted to the config's channel count first if needed.
+    /// The frame is converted to the config's channel count first if needed. The config must
+    /// pass [`validate`](Self::validate) (the loader checks it once up front).
     pub fn augment_into<R: Rng + ?Sized>(&self, frame: &Frame, rng: &mut R, out: &mut [f32]) {
         if frame.channels != self.channels {
             match geometry::convert_channels(frame.clone(), self.channels) {

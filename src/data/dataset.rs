@@ -105,7 +105,7 @@ impl InMemoryDataset {
             self.cache.remove(0);
         }
         self.cache.push((epoch, order));
-        &self.cache.last().map(|(_, o)| o).expect("just pushed")[..]
+        &self.cache[self.cache.len() - 1].1
     }
 
     /// Frame indices of batch `step`.
