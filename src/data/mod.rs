@@ -1,12 +1,38 @@
 //! Frames in, augmented view pairs out: the data half of the pipeline
 //! (frames → augment → encoder/heads → method → step → checkpoint).
 
+pub mod args;
+pub mod augment;
+pub mod cifar;
+pub mod dataset;
+pub mod fetch;
+pub mod folder;
+pub mod geometry;
+pub mod idx;
+pub mod labelled;
+pub mod loader;
+pub mod open;
+pub mod reservoir;
+mod seeding;
+pub mod spec;
+pub mod stl;
+pub mod stream;
 pub mod synthetic;
 
+pub use args::{DataArgs, StreamFormat};
+pub use augment::AugmentConfig;
+pub use fetch::{default_cache_dir, ensure_fashion_mnist, ensure_vtest};
+pub use labelled::{LabelledImages, Split};
+pub use loader::{BatchLoader, ReplayConfig};
+pub use open::{open_labelled_source, open_source};
+pub use reservoir::Reservoir;
+pub use spec::DataSpec;
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// One decoded camera frame or dataset image, 8-bit, interleaved (HWC).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Frame {
     /// Width in pixels.
     pub width: usize,
@@ -37,6 +63,14 @@ pub trait FrameSource: Send {
     }
     /// Human-readable description for logs and run configs.
     fn describe(&self) -> String;
+    /// Number of inputs skipped so far as unreadable (corrupt images); 0 for most sources.
+    fn skipped(&self) -> usize {
+        0
+    }
+    /// Number of classes where the source is labelled and knows it up front.
+    fn classes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A batch of two augmented views of the same frames, ready for the encoder.
@@ -76,4 +110,22 @@ pub enum DataError {
     /// A bad option value.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl DataError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+
+    /// A format error in `path`.
+    pub fn format(path: impl AsRef<std::path::Path>, message: impl Into<String>) -> Self {
+        DataError::Format {
+            path: path.as_ref().display().to_string(),
+            message: message.into(),
+        }
+    }
 }
