@@ -3,3 +3,7 @@
 
 pub mod data;
 pub mod cli;
+pub mod eval;
+pub mod monitor;
+pub mod plot;
+pub mod theory;

@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod plot;
 pub mod pretrain;
+pub mod theory;
 
 /// On-device self-supervised pretraining of compact image encoders.
 #[derive(Debug, Parser)]
@@ -17,6 +19,10 @@ pub struct Cli {
 enum Command {
     /// Pretrain an encoder with BYOL, SimSiam, DirectPred or DirectCopy.
     Pretrain(pretrain::PretrainArgs),
+    /// Simulate the paper's linear model (collapse, eigenspace alignment, fixed points).
+    Theory(theory::TheoryArgs),
+    /// Draw figures from a training log (loss, kNN, alignment, collapse, spectra).
+    Plot(plot::PlotArgs),
 }
 
 /// Parse the command line, run the subcommand, and turn errors into a message and exit code 1.
@@ -24,6 +30,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pretrain(args) => pretrain::run(args),
+        Command::Theory(args) => theory::run(args),
+        Command::Plot(args) => plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,88 @@
+//! `edgessl theory`: run the paper's linear-model experiments (see docs/theory.md).
+
+use crate::plot::ImageFormat;
+use crate::theory::{Overrides, PRESETS, preset, run_preset};
+use std::path::PathBuf;
+
+/// Options of `edgessl theory`.
+#[derive(Debug, clap::Args)]
+pub struct TheoryArgs {
+    /// Experiment to run (`--list` shows them all).
+    #[arg(long, required_unless_present = "list")]
+    pub preset: Option<String>,
+    /// List the presets and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Output folder for the CSV and the figure.
+    #[arg(long, default_value = "theory-out")]
+    pub out: PathBuf,
+    /// Figure format.
+    #[arg(long, value_enum, default_value_t = ImageFormat::Png)]
+    pub format: ImageFormat,
+    /// Input dimension of W.
+    #[arg(long)]
+    pub n1: Option<usize>,
+    /// Output dimension of W (Wp is n2×n2).
+    #[arg(long)]
+    pub n2: Option<usize>,
+    /// Relative predictor learning rate αp.
+    #[arg(long)]
+    pub alpha_p: Option<f64>,
+    /// EMA rate β of the target.
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Weight decay η (per-mode presets: replaces the η list).
+    #[arg(long)]
+    pub eta: Option<f64>,
+    /// Augmentation noise σ (X' = σ² I).
+    #[arg(long)]
+    pub sigma: Option<f64>,
+    /// Target/online ratio τ (per-mode presets).
+    #[arg(long)]
+    pub tau: Option<f64>,
+    /// Number of integration steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Integration step size.
+    #[arg(long)]
+    pub dt: Option<f64>,
+    /// Seed of the random initial weights.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Run a theory preset.
+pub fn run(args: TheoryArgs) -> anyhow::Result<()> {
+    if args.list {
+        for name in PRESETS {
+            println!("{name:24} {}", preset(name)?.summary);
+        }
+        return Ok(());
+    }
+    let name = args.preset.as_deref().unwrap_or_default();
+    let mut p = preset(name)?;
+    let ignored = p.apply(&Overrides {
+        n1: args.n1,
+        n2: args.n2,
+        alpha_p: args.alpha_p,
+        beta: args.beta,
+        eta: args.eta,
+        sigma: args.sigma,
+        tau: args.tau,
+        steps: args.steps,
+        dt: args.dt,
+        seed: args.seed,
+    });
+    if !ignored.is_empty() {
+        eprintln!("warning: preset `{name}` ignores {}", ignored.join(", "));
+    }
+    println!("{}: {}", p.name, p.summary);
+    let out = run_preset(&p, &args.out, args.format)?;
+    for line in &out.summary {
+        println!("  {line}");
+    }
+    for f in &out.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}

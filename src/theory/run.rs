@@ -1,0 +1,157 @@
+//! Runs a preset and writes its CSV traces and figures; prints a one-screen summary.
+
+use super::modes::ModeParams;
+use super::presets::{Experiment, ModeSweep, Preset};
+use super::simulator::LinearSim;
+use super::trace::{TraceRow, write_trace_csv};
+use crate::plot::{Figure, ImageFormat, LineChart, Series};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What a preset run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Files written (CSV and figures).
+    pub files: Vec<PathBuf>,
+    /// Human-readable result lines.
+    pub summary: Vec<String>,
+}
+
+/// Runs `preset`, writing `<name>.csv` (and `<name>_summary.csv` for per-mode presets) plus a
+/// figure into `out_dir`.
+pub fn run_preset(preset: &Preset, out_dir: &Path, format: ImageFormat) -> Result<RunOutput> {
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("creating output folder {}", out_dir.display()))?;
+    match &preset.experiment {
+        Experiment::Matrix(cfg) => {
+            let mut sim = LinearSim::new(cfg.clone())?;
+            let rows = sim.run()?;
+            let csv = out_dir.join(format!("{}.csv", preset.name));
+            write_trace_csv(&rows, &csv)?;
+            let fig = matrix_figure(preset.name, &rows).save(out_dir, preset.name, format)?;
+            Ok(RunOutput { files: vec![csv, fig], summary: matrix_summary(&rows) })
+        }
+        Experiment::Modes(sweep) => run_modes(preset.name, sweep, out_dir, format),
+    }
+}
+
+fn matrix_figure(name: &str, rows: &[TraceRow]) -> Figure {
+    let pts = |f: &dyn Fn(&TraceRow) -> f64| rows.iter().map(|r| (r.t, f(r))).collect::<Vec<_>>();
+    let mut panels = vec![
+        LineChart::new(&format!("{name}: weight norms"), "t", "Frobenius norm")
+            .with(Series::new("|W|", pts(&|r| r.norm_w)))
+            .with(Series::new("|Wa|", pts(&|r| r.norm_wa)))
+            .with(Series::new("|Wp|", pts(&|r| r.norm_wp))),
+        LineChart::new(&format!("{name}: eigenspace alignment"), "t", "relative commutator")
+            .log_y()
+            .with(Series::new("|[F,Wp]| / (|F| |Wp|)", pts(&|r| r.relative_commutator))),
+    ];
+    if let Some(n) = rows.first().and_then(|r| r.mode_p.as_ref()).map(Vec::len) {
+        let mut chart =
+            LineChart::new(&format!("{name}: Wp along F's eigenvectors"), "t", "p_j = u_j' Wp u_j");
+        for j in 0..n.min(8) {
+            chart = chart.with(Series::new(
+                format!("p_{j}"),
+                rows.iter().filter_map(|r| Some((r.t, *r.mode_p.as_ref()?.get(j)?))).collect(),
+            ));
+        }
+        panels.push(chart);
+    }
+    Figure::new(panels)
+}
+
+fn matrix_summary(rows: &[TraceRow]) -> Vec<String> {
+    let (first, last) = (&rows[0], &rows[rows.len() - 1]);
+    let mut out = vec![
+        format!("t = {:.2} -> {:.2}", first.t, last.t),
+        format!("|W|: {:.4e} -> {:.4e}", first.norm_w, last.norm_w),
+        format!("|Wp|: {:.4e} -> {:.4e}", first.norm_wp, last.norm_wp),
+        format!(
+            "relative commutator: {:.4e} -> {:.4e}",
+            first.relative_commutator, last.relative_commutator
+        ),
+    ];
+    if let (Some(p), Some(s)) = (&last.mode_p, &last.mode_s) {
+        let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" ");
+        out.push(format!("final p_j: {}", fmt(p)));
+        out.push(format!("final s_j: {}", fmt(s)));
+    }
+    out
+}
+
+/// Collapse threshold on `s` for the per-mode summary.
+const COLLAPSED_S: f64 = 1e-6;
+
+fn run_modes(
+    name: &str,
+    sweep: &ModeSweep,
+    out_dir: &Path,
+    format: ImageFormat,
+) -> Result<RunOutput> {
+    let traj_path = out_dir.join(format!("{name}.csv"));
+    let sum_path = out_dir.join(format!("{name}_summary.csv"));
+    let mut traj = std::io::BufWriter::new(
+        std::fs::File::create(&traj_path)
+            .with_context(|| format!("creating {}", traj_path.display()))?,
+    );
+    let mut summ = std::io::BufWriter::new(
+        std::fs::File::create(&sum_path)
+            .with_context(|| format!("creating {}", sum_path.display()))?,
+    );
+    writeln!(traj, "eta,p0,s0,t,p,s")?;
+    writeln!(summ, "eta,p0,s0,p_final,s_final,collapsed,p_minus,p_plus,critical_eta")?;
+    let mut summary = Vec::new();
+    let mut p_chart = LineChart::new(&format!("{name}: predictor eigenvalue p(t)"), "t", "p");
+    let mut s_chart = LineChart::new(&format!("{name}: F eigenvalue s(t)"), "t", "s").log_y();
+    let mut drawn = 0;
+    for &eta in &sweep.etas {
+        let params = ModeParams { eta, ..sweep.base };
+        let fp = params.fixed_points();
+        let (mut alive, mut dead) = (0, 0);
+        for &(p0, s0) in &sweep.starts {
+            let pts = params.simulate(p0, s0, sweep.dt, sweep.steps, sweep.record_every);
+            for q in &pts {
+                writeln!(traj, "{eta},{p0},{s0},{},{},{}", q.t, q.p, q.s)?;
+            }
+            let end = pts[pts.len() - 1];
+            let collapsed = end.s < COLLAPSED_S;
+            if collapsed { dead += 1 } else { alive += 1 }
+            writeln!(
+                summ,
+                "{eta},{p0},{s0},{},{},{collapsed},{},{},{}",
+                end.p,
+                end.s,
+                fp.map_or(f64::NAN, |f| f.0),
+                fp.map_or(f64::NAN, |f| f.1),
+                params.critical_eta()
+            )?;
+            // A readable figure: at most 12 trajectories.
+            if drawn < 12 {
+                let label = if sweep.etas.len() > 1 {
+                    format!("eta {eta}, p0 {p0}, s0 {s0}")
+                } else {
+                    format!("p0 {p0}, s0 {s0}")
+                };
+                p_chart = p_chart.with(Series::new(&label, pts.iter().map(|q| (q.t, q.p)).collect()));
+                s_chart = s_chart.with(Series::new(&label, pts.iter().map(|q| (q.t, q.s)).collect()));
+                drawn += 1;
+            }
+        }
+        summary.push(match fp {
+            Some((pm, pp)) => format!(
+                "eta {eta}: p*- = {pm:.5}, p*+ = {pp:.5}; {alive} of {} starts survive, {dead} collapse",
+                alive + dead
+            ),
+            None => format!(
+                "eta {eta} > critical {:.5}: no fixed point; {dead} of {} starts collapse",
+                params.critical_eta(),
+                alive + dead
+            ),
+        });
+    }
+    traj.flush()?;
+    summ.flush()?;
+    let fig = Figure::new(vec![p_chart, s_chart]).save(out_dir, name, format)?;
+    Ok(RunOutput { files: vec![traj_path, sum_path, fig], summary })
+}
