@@ -50,13 +50,13 @@ fn brute_force(train: &[f32], ytr: &[u32], test: &[f32], yte: &[u32], d: usize, 
 fn knn_matches_brute_force_on_random_data() {
     let d = 12;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
-    let mut gen = |n: usize| -> (Vec<f32>, Vec<u32>) {
+    let mut sample = |n: usize| -> (Vec<f32>, Vec<u32>) {
         let x = (0..n * d).map(|_| rng.random::<f32>() - 0.5).collect();
         let y = (0..n).map(|_| rng.random_range(0..8u32)).collect();
         (x, y)
     };
-    let (xtr, ytr) = gen(500);
-    let (xte, yte) = gen(97);
+    let (xtr, ytr) = sample(500);
+    let (xte, yte) = sample(97);
     let train = LabeledFeatures::new(&xtr, &ytr, d, "train").unwrap();
     let test = LabeledFeatures::new(&xte, &yte, d, "test").unwrap();
     for (k, chunk) in [(1, 5), (7, 16), (200, 64)] {
@@ -105,14 +105,16 @@ fn knn_rejects_bad_input() {
 
 #[test]
 fn probe_learns_separable_data() {
-    let (xtr, ytr) = blobs(5, 200, 16, 4.0, 2);
-    let (xte, yte) = blobs(5, 100, 16, 4.0, 3);
+    let (xtr, ytr) = blobs(5, 300, 16, 1.0, 2);
+    let (xte, yte) = blobs(5, 100, 16, 1.0, 3);
     let train = LabeledFeatures::new(&xtr, &ytr, 16, "train").unwrap();
     let test = LabeledFeatures::new(&xte, &yte, 16, "test").unwrap();
-    let cfg = ProbeConfig { epochs: 20, ..ProbeConfig::default() };
+    // 1500 samples give only 12 steps an epoch: a larger lr than the protocol's 3e-4 (tuned for
+    // 60k samples) lets 20 epochs converge.
+    let cfg = ProbeConfig { epochs: 20, lr: 1e-2, ..ProbeConfig::default() };
     let r = linear_probe(train, test, &cfg).unwrap();
     assert_eq!(r.curve.len(), 20);
-    assert!(r.final_top1 > 0.95, "final top-1 {}", r.final_top1);
+    assert!(r.final_top1 > 0.97, "final top-1 {}", r.final_top1);
     assert!(r.best_top1 >= r.final_top1);
     assert!(r.curve[19].train_loss < r.curve[0].train_loss);
     // Seeded: the same run gives the same numbers.
