@@ -24,14 +24,29 @@ fn blobs(classes: usize, n: usize, d: usize, noise: f32, seed: u64) -> (Vec<f32>
 }
 
 /// Reference kNN: full sort of all similarities, per query.
-fn brute_force(train: &[f32], ytr: &[u32], test: &[f32], yte: &[u32], d: usize, k: usize, t: f32, classes: usize) -> (f64, f64) {
+#[allow(clippy::too_many_arguments)]
+fn brute_force(
+    train: &[f32],
+    ytr: &[u32],
+    test: &[f32],
+    yte: &[u32],
+    d: usize,
+    k: usize,
+    t: f32,
+    classes: usize,
+) -> (f64, f64) {
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     let (mut h1, mut h5) = (0, 0);
     for (q, &truth) in test.chunks(d).zip(yte) {
         let mut sims: Vec<(f32, u32)> = train
             .chunks(d)
             .zip(ytr)
-            .map(|(r, &l)| (q.iter().zip(r).map(|(a, b)| a * b).sum::<f32>() / (norm(q) * norm(r)), l))
+            .map(|(r, &l)| {
+                (
+                    q.iter().zip(r).map(|(a, b)| a * b).sum::<f32>() / (norm(q) * norm(r)),
+                    l,
+                )
+            })
             .collect();
         sims.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut votes = vec![0.0f64; classes];
@@ -60,7 +75,12 @@ fn knn_matches_brute_force_on_random_data() {
     let train = LabeledFeatures::new(&xtr, &ytr, d, "train").unwrap();
     let test = LabeledFeatures::new(&xte, &yte, d, "test").unwrap();
     for (k, chunk) in [(1, 5), (7, 16), (200, 64)] {
-        let cfg = KnnConfig { k, temperature: 0.1, num_classes: Some(8), chunk_rows: chunk };
+        let cfg = KnnConfig {
+            k,
+            temperature: 0.1,
+            num_classes: Some(8),
+            chunk_rows: chunk,
+        };
         let got = knn_classify(train, test, &cfg).unwrap();
         let want = brute_force(&xtr, &ytr, &xte, &yte, d, k, 0.1, 8);
         assert_eq!((got.top1, got.top5), want, "k = {k}");
@@ -83,7 +103,10 @@ fn knn_on_clusters_has_known_accuracy() {
     }
     let train = LabeledFeatures::new(&xtr, &ytr, 8, "train").unwrap();
     let test = LabeledFeatures::new(&xte, &yte, 8, "test").unwrap();
-    let cfg = KnnConfig { k: 20, ..KnnConfig::default() };
+    let cfg = KnnConfig {
+        k: 20,
+        ..KnnConfig::default()
+    };
     let r = knn_classify(train, test, &cfg).unwrap();
     assert_eq!(r.top1, 0.5);
     assert_eq!(r.top5, 1.0, "4 classes: every label is within the top 5");
@@ -94,13 +117,23 @@ fn knn_rejects_bad_input() {
     let x = vec![0.0f32; 6];
     assert!(LabeledFeatures::new(&x, &[0, 1], 4, "train").is_err());
     let nan = [f32::NAN, 1.0];
-    let err = LabeledFeatures::new(&nan, &[0], 2, "test").unwrap_err().to_string();
+    let err = LabeledFeatures::new(&nan, &[0], 2, "test")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("test"), "{err}");
     let a = LabeledFeatures::new(&x, &[0, 1], 3, "train").unwrap();
     let b = LabeledFeatures::new(&x, &[0, 1, 1], 2, "test").unwrap();
     assert!(knn_classify(a, b, &KnnConfig::default()).is_err());
-    let cfg = KnnConfig { num_classes: Some(1), ..KnnConfig::default() };
-    assert!(knn_classify(a, a, &cfg).unwrap_err().to_string().contains("label 1"));
+    let cfg = KnnConfig {
+        num_classes: Some(1),
+        ..KnnConfig::default()
+    };
+    assert!(
+        knn_classify(a, a, &cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("label 1")
+    );
 }
 
 #[test]
@@ -111,7 +144,11 @@ fn probe_learns_separable_data() {
     let test = LabeledFeatures::new(&xte, &yte, 16, "test").unwrap();
     // 1500 samples give only 12 steps an epoch: a larger lr than the protocol's 3e-4 (tuned for
     // 60k samples) lets 20 epochs converge.
-    let cfg = ProbeConfig { epochs: 20, lr: 1e-2, ..ProbeConfig::default() };
+    let cfg = ProbeConfig {
+        epochs: 20,
+        lr: 1e-2,
+        ..ProbeConfig::default()
+    };
     let r = linear_probe(train, test, &cfg).unwrap();
     assert_eq!(r.curve.len(), 20);
     assert!(r.final_top1 > 0.97, "final top-1 {}", r.final_top1);
@@ -129,7 +166,10 @@ fn standardisation_uses_train_statistics_only() {
     let s = Standardizer::fit(train);
     assert_eq!(s.mean, vec![3.0, 10.0]);
     assert!((s.std[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
-    assert_eq!(s.std[1], 1.0, "a constant feature keeps std 1 instead of dividing by 0");
+    assert_eq!(
+        s.std[1], 1.0,
+        "a constant feature keeps std 1 instead of dividing by 0"
+    );
     // A shifted test set stays shifted: its own statistics are not used.
     let z = s.apply(&[103.0, 10.0]);
     assert!((z[0] - 100.0 / (8.0f32 / 3.0).sqrt()).abs() < 1e-3);
@@ -144,9 +184,22 @@ fn probe_result_does_not_depend_on_test_set_statistics() {
     let (xte, yte) = blobs(3, 50, 8, 2.0, 5);
     let shifted: Vec<f32> = xte.iter().map(|v| v + 50.0).collect();
     let train = LabeledFeatures::new(&xtr, &ytr, 8, "train").unwrap();
-    let cfg = ProbeConfig { epochs: 3, ..ProbeConfig::default() };
-    let a = linear_probe(train, LabeledFeatures::new(&xte, &yte, 8, "test").unwrap(), &cfg).unwrap();
-    let b = linear_probe(train, LabeledFeatures::new(&shifted, &yte, 8, "test").unwrap(), &cfg).unwrap();
+    let cfg = ProbeConfig {
+        epochs: 3,
+        ..ProbeConfig::default()
+    };
+    let a = linear_probe(
+        train,
+        LabeledFeatures::new(&xte, &yte, 8, "test").unwrap(),
+        &cfg,
+    )
+    .unwrap();
+    let b = linear_probe(
+        train,
+        LabeledFeatures::new(&shifted, &yte, 8, "test").unwrap(),
+        &cfg,
+    )
+    .unwrap();
     for (x, y) in a.curve.iter().zip(&b.curve) {
         assert_eq!(x.train_loss, y.train_loss);
     }
@@ -154,7 +207,13 @@ fn probe_result_does_not_depend_on_test_set_statistics() {
 
 #[test]
 fn raw_pixels_are_normalised_and_flattened() {
-    let frame = |px: Vec<u8>, label| Frame { width: 2, height: 1, channels: 1, pixels: px, label };
+    let frame = |px: Vec<u8>, label| Frame {
+        width: 2,
+        height: 1,
+        channels: 1,
+        pixels: px,
+        label,
+    };
     let frames = vec![frame(vec![0, 255], Some(3)), frame(vec![51, 102], Some(1))];
     let (x, d) = raw_pixel_features(&frames, &[0.5], &[0.5]).unwrap();
     assert_eq!(d, 2);
@@ -164,7 +223,18 @@ fn raw_pixels_are_normalised_and_flattened() {
     }
     assert_eq!(frame_labels(&frames).unwrap(), vec![3, 1]);
     assert!(raw_pixel_features(&frames, &[0.5, 0.5], &[0.5, 0.5]).is_err());
-    let odd = vec![frames[0].clone(), Frame { width: 1, ..frames[1].clone() }];
-    assert!(raw_pixel_features(&odd, &[0.5], &[0.5]).unwrap_err().to_string().contains("frame 1"));
+    let odd = vec![
+        frames[0].clone(),
+        Frame {
+            width: 1,
+            ..frames[1].clone()
+        },
+    ];
+    assert!(
+        raw_pixel_features(&odd, &[0.5], &[0.5])
+            .unwrap_err()
+            .to_string()
+            .contains("frame 1")
+    );
     assert!(frame_labels(&[frame(vec![0, 0], None)]).is_err());
 }

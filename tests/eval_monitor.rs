@@ -49,7 +49,11 @@ fn polynomial_of_f_is_perfectly_aligned() {
         .collect();
     let r = eigen_alignment(&f, &wp, n, n).unwrap();
     assert_eq!(r.per_mode.len(), n);
-    assert!(r.per_mode.iter().all(|c| (c - 1.0).abs() < 1e-9), "{:?}", r.per_mode);
+    assert!(
+        r.per_mode.iter().all(|c| (c - 1.0).abs() < 1e-9),
+        "{:?}",
+        r.per_mode
+    );
     assert!(r.commutator < 1e-12 && r.asymmetry < 1e-12);
     assert!(r.f_eigenvalues.windows(2).all(|w| w[0] >= w[1]));
 }
@@ -102,7 +106,7 @@ fn record(step: u64, collapse: f64) -> LogRecord {
         loss: 2.0 / (1.0 + step as f64),
         images_per_sec: 120.0,
         lr: 0.05,
-        knn_top1: (step % 200 == 0).then_some(0.5 + step as f64 * 1e-4),
+        knn_top1: step.is_multiple_of(200).then_some(0.5 + step as f64 * 1e-4),
         alignment_mean: Some(1.0 - 1.0 / (1.0 + step as f64)),
         commutator: Some(1.0 / (1.0 + step as f64)),
         asymmetry: Some(0.01),
@@ -127,7 +131,9 @@ fn assert_close(a: &serde_json::Value, b: &serde_json::Value) {
         }
         (Value::Object(x), Value::Object(y)) => {
             assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
-            x.values().zip(y.values()).for_each(|(p, q)| assert_close(p, q));
+            x.values()
+                .zip(y.values())
+                .for_each(|(p, q)| assert_close(p, q));
         }
         _ => assert_eq!(a, b),
     }
@@ -148,7 +154,10 @@ fn log_round_trips_through_jsonl_and_csv() {
     let back = read_jsonl(&path).unwrap();
     assert_eq!(back.len(), recs.len());
     for (a, b) in back.iter().zip(&recs) {
-        let (ja, jb) = (serde_json::to_value(a).unwrap(), serde_json::to_value(b).unwrap());
+        let (ja, jb) = (
+            serde_json::to_value(a).unwrap(),
+            serde_json::to_value(b).unwrap(),
+        );
         assert_close(&ja, &jb);
     }
     // Minimal records (only required fields) parse too.
@@ -162,7 +171,12 @@ fn log_round_trips_through_jsonl_and_csv() {
     assert!(text.starts_with("step,epoch,loss"));
     let mut bad = record(0, 1.0);
     bad.loss = f64::NAN;
-    assert!(LogWriter::create(dir.path().join("x.jsonl")).unwrap().write(&bad).is_err());
+    assert!(
+        LogWriter::create(dir.path().join("x.jsonl"))
+            .unwrap()
+            .write(&bad)
+            .is_err()
+    );
 }
 
 #[test]
@@ -171,7 +185,11 @@ fn collapse_guard_warns_then_stops_and_resets() {
     assert_eq!(g.observe(0.8, None), GuardDecision::Continue);
     assert!(matches!(g.observe(0.01, None), GuardDecision::Warn(_)));
     assert!(matches!(g.observe(0.01, None), GuardDecision::Warn(_)));
-    assert_eq!(g.observe(0.5, None), GuardDecision::Continue, "recovery resets the count");
+    assert_eq!(
+        g.observe(0.5, None),
+        GuardDecision::Continue,
+        "recovery resets the count"
+    );
     assert_eq!(g.strikes(), 0);
     for _ in 0..2 {
         assert!(matches!(g.observe(0.0, None), GuardDecision::Warn(_)));
@@ -187,13 +205,19 @@ fn collapse_guard_warns_then_stops_and_resets() {
 #[test]
 fn plots_are_written_in_both_formats() {
     let dir = tempfile::tempdir().unwrap();
-    let recs: Vec<LogRecord> = (0..30).map(|i| record(i * 20, 1.0 - i as f64 * 0.01)).collect();
+    let recs: Vec<LogRecord> = (0..30)
+        .map(|i| record(i * 20, 1.0 - i as f64 * 0.01))
+        .collect();
     for format in [ImageFormat::Png, ImageFormat::Svg] {
         let out = dir.path().join(format.extension());
         let files = plot_training_log(&recs, &out, format, None).unwrap();
         assert_eq!(files.len(), 5, "{files:?}");
         for f in files {
-            assert!(std::fs::metadata(&f).unwrap().len() > 1000, "{}", f.display());
+            assert!(
+                std::fs::metadata(&f).unwrap().len() > 1000,
+                "{}",
+                f.display()
+            );
         }
     }
     assert!(plot_training_log(&[], dir.path(), ImageFormat::Png, None).is_err());

@@ -27,7 +27,9 @@ pub fn raw_pixel_features(
         )));
     }
     if let Some(s) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-        return Err(EvalError::Invalid(format!("raw baseline: std {s} must be positive")));
+        return Err(EvalError::Invalid(format!(
+            "raw baseline: std {s} must be positive"
+        )));
     }
     let dim = first.byte_len();
     let mut out = Vec::with_capacity(frames.len() * dim);

@@ -85,7 +85,11 @@ impl<'a> LabeledFeatures<'a> {
 
     /// `1 + max label`.
     pub fn num_classes(&self) -> usize {
-        self.labels.iter().copied().max().map_or(0, |m| m as usize + 1)
+        self.labels
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| m as usize + 1)
     }
 }
 

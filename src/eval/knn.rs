@@ -25,7 +25,12 @@ pub struct KnnConfig {
 impl Default for KnnConfig {
     /// k = 200, T = 0.1 (solo-learn's defaults, used by the reference run).
     fn default() -> Self {
-        Self { k: 200, temperature: 0.1, num_classes: None, chunk_rows: 64 }
+        Self {
+            k: 200,
+            temperature: 0.1,
+            num_classes: None,
+            chunk_rows: 64,
+        }
     }
 }
 
@@ -64,8 +69,14 @@ pub fn knn_classify(
             cfg.temperature
         )));
     }
-    let classes = cfg.num_classes.unwrap_or(train.num_classes().max(test.num_classes()));
-    if let Some(&bad) = train.labels().iter().chain(test.labels()).find(|&&l| l as usize >= classes)
+    let classes = cfg
+        .num_classes
+        .unwrap_or(train.num_classes().max(test.num_classes()));
+    if let Some(&bad) = train
+        .labels()
+        .iter()
+        .chain(test.labels())
+        .find(|&&l| l as usize >= classes)
     {
         return Err(EvalError::Invalid(format!(
             "label {bad} is out of range for {classes} classes"
@@ -129,7 +140,11 @@ pub fn knn_classify(
         })
         .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let n = test.len() as f64;
-    Ok(KnnResult { top1: hits1 as f64 / n, top5: hits5 as f64 / n, n_test: test.len() })
+    Ok(KnnResult {
+        top1: hits1 as f64 / n,
+        top5: hits5 as f64 / n,
+        n_test: test.len(),
+    })
 }
 
 /// Train rows per block: 256 rows of 128 f32 = 128 KiB, about an L2 cache.

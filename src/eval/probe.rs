@@ -98,10 +98,17 @@ impl Standardizer {
             .map(|(q, m)| {
                 let var = (q / n - m * m).max(0.0);
                 // Relative floor: a feature constant up to rounding is treated as constant.
-                if var.sqrt() <= 1e-6 * (1.0 + m.abs()) { 1.0 } else { var.sqrt() as f32 }
+                if var.sqrt() <= 1e-6 * (1.0 + m.abs()) {
+                    1.0
+                } else {
+                    var.sqrt() as f32
+                }
             })
             .collect();
-        Self { mean: mean.iter().map(|&m| m as f32).collect(), std }
+        Self {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std,
+        }
     }
 
     /// `(x − mean) / std` for every row of `data` (row-major, width = `mean.len()`).
@@ -142,14 +149,22 @@ pub fn linear_probe(
             cfg.epochs, cfg.batch_size
         )));
     }
-    if !(cfg.lr.is_finite() && cfg.lr > 0.0) || !(cfg.weight_decay.is_finite() && cfg.weight_decay >= 0.0) {
+    let lr_ok = cfg.lr.is_finite() && cfg.lr > 0.0;
+    let wd_ok = cfg.weight_decay.is_finite() && cfg.weight_decay >= 0.0;
+    if !(lr_ok && wd_ok) {
         return Err(EvalError::Invalid(format!(
             "probe: lr ({}) must be positive and weight decay ({}) non-negative",
             cfg.lr, cfg.weight_decay
         )));
     }
-    let classes = cfg.num_classes.unwrap_or(train.num_classes().max(test.num_classes()));
-    if let Some(&bad) = train.labels().iter().chain(test.labels()).find(|&&l| l as usize >= classes)
+    let classes = cfg
+        .num_classes
+        .unwrap_or(train.num_classes().max(test.num_classes()));
+    if let Some(&bad) = train
+        .labels()
+        .iter()
+        .chain(test.labels())
+        .find(|&&l| l as usize >= classes)
     {
         return Err(EvalError::Invalid(format!(
             "label {bad} is out of range for {classes} classes"
@@ -194,10 +209,10 @@ pub fn linear_probe(
             test_top1,
         });
     }
-    let best = curve
-        .iter()
-        .copied()
-        .fold(curve[0], |b, e| if e.test_top1 > b.test_top1 { e } else { b });
+    let best = curve.iter().copied().fold(
+        curve[0],
+        |b, e| if e.test_top1 > b.test_top1 { e } else { b },
+    );
     Ok(ProbeReport {
         final_top1: curve[curve.len() - 1].test_top1,
         best_top1: best.test_top1,
@@ -219,7 +234,9 @@ impl Linear {
     fn init(d: usize, classes: usize, rng: &mut Xoshiro256PlusPlus) -> Self {
         use rand::Rng;
         let bound = 1.0 / (d as f32).sqrt();
-        let params = (0..classes * (d + 1)).map(|_| rng.random_range(-bound..bound)).collect();
+        let params = (0..classes * (d + 1))
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
         Self { d, classes, params }
     }
 
@@ -302,7 +319,13 @@ struct Adam {
 
 impl Adam {
     fn new(n: usize, lr: f32, wd: f32) -> Self {
-        Self { lr, wd, m: vec![0.0; n], v: vec![0.0; n], t: 0 }
+        Self {
+            lr,
+            wd,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+        }
     }
 
     fn step(&mut self, params: &mut [f32], grad: &[f32]) {
@@ -311,7 +334,12 @@ impl Adam {
         self.t += 1;
         let c1 = 1.0 - B1.powi(self.t);
         let c2 = 1.0 - B2.powi(self.t);
-        for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(&mut self.m).zip(&mut self.v) {
+        for (((p, &g), m), v) in params
+            .iter_mut()
+            .zip(grad)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
             let g = g + self.wd * *p;
             *m = B1 * *m + (1.0 - B1) * g;
             *v = B2 * *v + (1.0 - B2) * g * g;

@@ -35,7 +35,9 @@ pub fn eigen_alignment(
     check_shape(f, d, d, "F")?;
     check_shape(wp, d, d, "Wp")?;
     if top_k == 0 {
-        return Err(MonitorError::Invalid("alignment: top_k must be at least 1".into()));
+        return Err(MonitorError::Invalid(
+            "alignment: top_k must be at least 1".into(),
+        ));
     }
     let eig = sym_eig(f, d)?;
     let k = top_k.min(d);
@@ -70,7 +72,11 @@ pub fn relative_commutator(f: &[f64], wp: &[f64], d: usize) -> Result<f64, Monit
     check_shape(f, d, d, "F")?;
     check_shape(wp, d, d, "Wp")?;
     let denom = frobenius(f) * frobenius(wp);
-    Ok(if denom > 0.0 { frobenius(&commutator(f, wp, d)) / denom } else { 0.0 })
+    Ok(if denom > 0.0 {
+        frobenius(&commutator(f, wp, d)) / denom
+    } else {
+        0.0
+    })
 }
 
 /// `‖Wp − Wpᵀ‖_F / ‖Wp‖_F`, 0 for a zero matrix.

@@ -29,7 +29,11 @@ pub fn collapse_std(outputs: &[f32], n: usize, d: usize) -> Result<f64, MonitorE
     let mut sum = vec![0.0f64; d];
     let mut sum_sq = vec![0.0f64; d];
     for row in outputs.chunks_exact(d) {
-        let norm = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+        let norm = row
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>()
+            .sqrt();
         let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         for ((s, q), &v) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(row) {
             let z = v as f64 * inv;
@@ -55,7 +59,7 @@ pub fn collapse_std(outputs: &[f32], n: usize, d: usize) -> Result<f64, MonitorE
 /// (Roy & Vetterli 2007). `d` for a flat spectrum, 1 for rank one, 0 for an all-zero spectrum.
 pub fn effective_rank(eigenvalues: &[f64]) -> f64 {
     let total: f64 = eigenvalues.iter().filter(|v| **v > 0.0).sum();
-    if !(total > 0.0) || !total.is_finite() {
+    if total <= 0.0 || !total.is_finite() {
         return 0.0;
     }
     let entropy: f64 = eigenvalues

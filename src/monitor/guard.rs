@@ -38,7 +38,12 @@ impl Default for CollapseGuard {
 impl CollapseGuard {
     /// A guard with the given threshold and patience (`patience` 0 is treated as 1).
     pub fn new(threshold: f64, patience: usize) -> Self {
-        Self { threshold, patience: patience.max(1), min_effective_rank: None, strikes: 0 }
+        Self {
+            threshold,
+            patience: patience.max(1),
+            min_effective_rank: None,
+            strikes: 0,
+        }
     }
 
     /// Also treat an effective rank of F below `rank` as collapse.
@@ -61,10 +66,10 @@ impl CollapseGuard {
                 self.threshold
             ));
         }
-        if let (Some(floor), Some(rank)) = (self.min_effective_rank, effective_rank) {
-            if !rank.is_finite() || rank < floor {
-                reasons.push(format!("effective rank {rank:.2} below {floor:.2}"));
-            }
+        if let (Some(floor), Some(rank)) = (self.min_effective_rank, effective_rank)
+            && (!rank.is_finite() || rank < floor)
+        {
+            reasons.push(format!("effective rank {rank:.2} below {floor:.2}"));
         }
         if reasons.is_empty() {
             self.strikes = 0;

@@ -10,7 +10,9 @@ use super::MonitorError;
 /// Checks that `a` holds `rows * cols` values; `what` names the argument in the error.
 pub fn check_shape(a: &[f64], rows: usize, cols: usize, what: &str) -> Result<(), MonitorError> {
     if rows == 0 || cols == 0 {
-        return Err(MonitorError::Shape(format!("{what}: empty ({rows}x{cols})")));
+        return Err(MonitorError::Shape(format!(
+            "{what}: empty ({rows}x{cols})"
+        )));
     }
     if a.len() != rows * cols {
         return Err(MonitorError::Shape(format!(

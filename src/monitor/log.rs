@@ -60,8 +60,12 @@ impl LogWriter {
     /// Creates (truncates) `path`.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::create(&path).with_context(|| format!("creating log {}", path.display()))?;
-        Ok(Self { path, out: BufWriter::new(file) })
+        let file =
+            File::create(&path).with_context(|| format!("creating log {}", path.display()))?;
+        Ok(Self {
+            path,
+            out: BufWriter::new(file),
+        })
     }
 
     /// Opens `path` for appending (a resumed run continues its log), creating it if missing.
@@ -72,7 +76,10 @@ impl LogWriter {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening log {}", path.display()))?;
-        Ok(Self { path, out: BufWriter::new(file) })
+        Ok(Self {
+            path,
+            out: BufWriter::new(file),
+        })
     }
 
     /// Writes one record as a JSON line and flushes.
@@ -91,7 +98,9 @@ impl LogWriter {
         }
         serde_json::to_writer(&mut self.out, record)?;
         self.out.write_all(b"\n")?;
-        self.out.flush().with_context(|| format!("writing log {}", self.path.display()))
+        self.out
+            .flush()
+            .with_context(|| format!("writing log {}", self.path.display()))
     }
 }
 
@@ -142,5 +151,6 @@ pub fn write_csv(records: &[LogRecord], path: impl AsRef<Path>) -> Result<()> {
             r.wall_secs
         )?;
     }
-    out.flush().with_context(|| format!("writing {}", path.display()))
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -37,7 +37,10 @@ pub struct Series {
 impl Series {
     /// A series from a label and points.
     pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Self { label: label.into(), points }
+        Self {
+            label: label.into(),
+            points,
+        }
     }
 }
 
@@ -116,7 +119,11 @@ pub struct Figure {
 impl Figure {
     /// A figure of the given panels at 1000×500 px each.
     pub fn new(panels: Vec<LineChart>) -> Self {
-        Self { panels, width: 1000, panel_height: 500 }
+        Self {
+            panels,
+            width: 1000,
+            panel_height: 500,
+        }
     }
 
     /// Renders to `dir/stem.{png,svg}` and returns the path. Empty panels are skipped; a
@@ -192,7 +199,11 @@ where
     if x1 <= x0 {
         (x0, x1) = (x0 - 1.0, x1 + 1.0);
     }
-    let pad = if y1 > y0 { 0.05 * (y1 - y0) } else { 0.5f64.max(y0.abs() * 0.1) };
+    let pad = if y1 > y0 {
+        0.05 * (y1 - y0)
+    } else {
+        0.5f64.max(y0.abs() * 0.1)
+    };
     let (y0, y1) = (y0 - pad, y1 + pad);
 
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
@@ -207,13 +218,25 @@ where
     let mut ctx = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?;
     let log_fmt = |v: &f64| {
         let p = 10f64.powf(*v);
-        if (v - v.round()).abs() < 1e-9 { format!("1e{}", v.round()) } else { format!("{p:.2e}") }
+        if (v - v.round()).abs() < 1e-9 {
+            format!("1e{}", v.round())
+        } else {
+            format!("{p:.2e}")
+        }
     };
     let lin_fmt = |v: &f64| {
-        if v.abs() >= 1e4 || (v.abs() < 1e-2 && *v != 0.0) { format!("{v:.1e}") } else { format!("{v:.3}") }
+        if v.abs() >= 1e4 || (v.abs() < 1e-2 && *v != 0.0) {
+            format!("{v:.1e}")
+        } else {
+            format!("{v:.3}")
+        }
     };
     let x_fmt = |v: &f64| {
-        if v.abs() >= 1e5 { format!("{v:.1e}") } else { format!("{}", (v * 100.0).round() / 100.0) }
+        if v.abs() >= 1e5 {
+            format!("{v:.1e}")
+        } else {
+            format!("{}", (v * 100.0).round() / 100.0)
+        }
     };
     let mut mesh = ctx.configure_mesh();
     mesh.light_line_style(RGBColor(235, 235, 235));
@@ -238,12 +261,12 @@ where
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(err)?;
         if text {
-            series
-                .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            series.label(label.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         }
     }
-    if text && data.len() > 1 || text && !data[0].0.is_empty() {
+    if text && (data.len() > 1 || !data[0].0.is_empty()) {
         ctx.configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)

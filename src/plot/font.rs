@@ -28,8 +28,14 @@ pub fn text_available() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         let env = std::env::var("EDGESSL_FONT").ok();
-        for path in env.iter().map(String::as_str).chain(CANDIDATES.iter().copied()) {
-            let Ok(bytes) = std::fs::read(path) else { continue };
+        for path in env
+            .iter()
+            .map(String::as_str)
+            .chain(CANDIDATES.iter().copied())
+        {
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
             // plotters keeps a `'static` reference; one leaked font per process is intended.
             let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             if plotters::style::register_font(FAMILY, plotters::style::FontStyle::Normal, bytes)

@@ -25,39 +25,60 @@ pub fn plot_training_log(
         .with_context(|| format!("creating output folder {}", out_dir.display()))?;
     let x = |r: &LogRecord| r.step as f64;
     let scalar = |label: &str, f: &dyn Fn(&LogRecord) -> Option<f64>| {
-        Series::new(label, records.iter().filter_map(|r| f(r).map(|v| (x(r), v))).collect())
+        Series::new(
+            label,
+            records
+                .iter()
+                .filter_map(|r| f(r).map(|v| (x(r), v)))
+                .collect(),
+        )
     };
 
     let mut figures: Vec<(&str, Figure)> = vec![
         (
             "loss",
             Figure::new(vec![
-                LineChart::new("Training loss", "step", "loss").with(scalar("loss", &|r| Some(r.loss))),
+                LineChart::new("Training loss", "step", "loss")
+                    .with(scalar("loss", &|r| Some(r.loss))),
                 LineChart::new("Throughput", "step", "images / s")
                     .with(scalar("images/s", &|r| Some(r.images_per_sec))),
             ]),
         ),
         (
             "knn",
-            Figure::new(vec![LineChart::new("Weighted kNN accuracy", "step", "top-1 (%)")
-                .with(scalar("kNN top-1", &|r| r.knn_top1.map(|v| 100.0 * v)))]),
+            Figure::new(vec![
+                LineChart::new("Weighted kNN accuracy", "step", "top-1 (%)")
+                    .with(scalar("kNN top-1", &|r| r.knn_top1.map(|v| 100.0 * v))),
+            ]),
         ),
         (
             "alignment",
             Figure::new(vec![
-                LineChart::new("Eigenspace alignment of Wp with F", "step", "cosine / ratio")
-                    .with(scalar("mean cos(Wp u_j, u_j)", &|r| r.alignment_mean))
-                    .with(scalar("asymmetry |Wp - Wp^T| / |Wp|", &|r| r.asymmetry)),
-                LineChart::new("Relative commutator |[F, Wp]| / (|F| |Wp|)", "step", "ratio")
-                    .log_y()
-                    .with(scalar("commutator", &|r| r.commutator)),
+                LineChart::new(
+                    "Eigenspace alignment of Wp with F",
+                    "step",
+                    "cosine / ratio",
+                )
+                .with(scalar("mean cos(Wp u_j, u_j)", &|r| r.alignment_mean))
+                .with(scalar("asymmetry |Wp - Wp^T| / |Wp|", &|r| r.asymmetry)),
+                LineChart::new(
+                    "Relative commutator |[F, Wp]| / (|F| |Wp|)",
+                    "step",
+                    "ratio",
+                )
+                .log_y()
+                .with(scalar("commutator", &|r| r.commutator)),
             ]),
         ),
         (
             "collapse",
             Figure::new(vec![
-                LineChart::new("Output spread (1 healthy, 0 collapsed)", "step", "sqrt(d) * std")
-                    .with(scalar("collapse std", &|r| r.collapse_std)),
+                LineChart::new(
+                    "Output spread (1 healthy, 0 collapsed)",
+                    "step",
+                    "sqrt(d) * std",
+                )
+                .with(scalar("collapse std", &|r| r.collapse_std)),
                 LineChart::new("Effective rank of F", "step", "exp(entropy)")
                     .with(scalar("effective rank", &|r| r.effective_rank)),
             ]),
@@ -101,12 +122,20 @@ fn spectrum_figure(records: &[LogRecord], step: Option<u64>) -> Result<Option<Fi
             .unwrap_or(last),
     };
     let indexed = |v: &Option<Vec<f64>>| -> Vec<(f64, f64)> {
-        v.iter().flatten().enumerate().map(|(i, &e)| (i as f64, e)).collect()
+        v.iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, &e)| (i as f64, e))
+            .collect()
     };
     Ok(Some(Figure::new(vec![
-        LineChart::new(&format!("Eigenvalues of F at step {}", rec.step), "mode (largest first)", "eigenvalue")
-            .log_y()
-            .with(Series::new("F", indexed(&rec.f_eigenvalues))),
+        LineChart::new(
+            &format!("Eigenvalues of F at step {}", rec.step),
+            "mode (largest first)",
+            "eigenvalue",
+        )
+        .log_y()
+        .with(Series::new("F", indexed(&rec.f_eigenvalues))),
         LineChart::new(
             &format!("Eigenvalues of sym(Wp) at step {}", rec.step),
             "mode (largest first)",

@@ -11,8 +11,8 @@ pub mod trace;
 
 pub use modes::{ModeParams, ModePoint};
 pub use presets::{Experiment, ModeSweep, Overrides, PRESETS, Preset, preset};
+pub use run::{RunOutput, run_preset};
 pub use simulator::{
     DirectPredForm, Integrator, LinearSim, PredictorMode, SimConfig, SimState, TargetMode,
 };
 pub use trace::{TraceRow, write_trace_csv};
-pub use run::{RunOutput, run_preset};

@@ -99,7 +99,11 @@ impl ModeParams {
                 break;
             }
             if k % every == 0 || k == steps {
-                out.push(ModePoint { t: k as f64 * dt, p, s });
+                out.push(ModePoint {
+                    t: k as f64 * dt,
+                    p,
+                    s,
+                });
             }
         }
         out

@@ -29,32 +29,61 @@ pub fn run_preset(preset: &Preset, out_dir: &Path, format: ImageFormat) -> Resul
             let rows = sim.run()?;
             let csv = out_dir.join(format!("{}.csv", preset.name));
             write_trace_csv(&rows, &csv)?;
-            let fig = matrix_figure(preset.name, &rows).save(out_dir, preset.name, format)?;
-            Ok(RunOutput { files: vec![csv, fig], summary: matrix_summary(&rows) })
+            // Once Wa has caught up with W (τ = 1), aligned modes should sit at p*+.
+            let p_plus = ModeParams {
+                alpha_p: cfg.alpha_p,
+                tau: 1.0,
+                eta: cfg.eta,
+                sigma: cfg.sigma,
+            }
+            .fixed_points()
+            .map(|(_, pp)| pp);
+            let fig =
+                matrix_figure(preset.name, &rows, p_plus).save(out_dir, preset.name, format)?;
+            Ok(RunOutput {
+                files: vec![csv, fig],
+                summary: matrix_summary(&rows),
+            })
         }
         Experiment::Modes(sweep) => run_modes(preset.name, sweep, out_dir, format),
     }
 }
 
-fn matrix_figure(name: &str, rows: &[TraceRow]) -> Figure {
+fn matrix_figure(name: &str, rows: &[TraceRow], p_plus: Option<f64>) -> Figure {
     let pts = |f: &dyn Fn(&TraceRow) -> f64| rows.iter().map(|r| (r.t, f(r))).collect::<Vec<_>>();
     let mut panels = vec![
         LineChart::new(&format!("{name}: weight norms"), "t", "Frobenius norm")
             .with(Series::new("|W|", pts(&|r| r.norm_w)))
             .with(Series::new("|Wa|", pts(&|r| r.norm_wa)))
             .with(Series::new("|Wp|", pts(&|r| r.norm_wp))),
-        LineChart::new(&format!("{name}: eigenspace alignment"), "t", "relative commutator")
-            .log_y()
-            .with(Series::new("|[F,Wp]| / (|F| |Wp|)", pts(&|r| r.relative_commutator))),
+        LineChart::new(
+            &format!("{name}: eigenspace alignment"),
+            "t",
+            "relative commutator",
+        )
+        .log_y()
+        .with(Series::new(
+            "|[F,Wp]| / (|F| |Wp|)",
+            pts(&|r| r.relative_commutator),
+        )),
     ];
     if let Some(n) = rows.first().and_then(|r| r.mode_p.as_ref()).map(Vec::len) {
-        let mut chart =
-            LineChart::new(&format!("{name}: Wp along F's eigenvectors"), "t", "p_j = u_j' Wp u_j");
+        let mut chart = LineChart::new(
+            &format!("{name}: Wp along F's eigenvectors"),
+            "t",
+            "p_j = u_j' Wp u_j",
+        );
         for j in 0..n.min(8) {
             chart = chart.with(Series::new(
                 format!("p_{j}"),
-                rows.iter().filter_map(|r| Some((r.t, *r.mode_p.as_ref()?.get(j)?))).collect(),
+                rows.iter()
+                    .filter_map(|r| Some((r.t, *r.mode_p.as_ref()?.get(j)?)))
+                    .collect(),
             ));
+        }
+        if let Some(pp) = p_plus {
+            let t_end = rows.last().map_or(0.0, |r| r.t);
+            chart = chart.with(Series::new("p*+ (tau = 1)", vec![(0.0, pp), (t_end, pp)]));
         }
         panels.push(chart);
     }
@@ -73,7 +102,12 @@ fn matrix_summary(rows: &[TraceRow]) -> Vec<String> {
         ),
     ];
     if let (Some(p), Some(s)) = (&last.mode_p, &last.mode_s) {
-        let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" ");
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.4}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         out.push(format!("final p_j: {}", fmt(p)));
         out.push(format!("final s_j: {}", fmt(s)));
     }
@@ -100,7 +134,10 @@ fn run_modes(
             .with_context(|| format!("creating {}", sum_path.display()))?,
     );
     writeln!(traj, "eta,p0,s0,t,p,s")?;
-    writeln!(summ, "eta,p0,s0,p_final,s_final,collapsed,p_minus,p_plus,critical_eta")?;
+    writeln!(
+        summ,
+        "eta,p0,s0,p_final,s_final,collapsed,p_minus,p_plus,critical_eta"
+    )?;
     let mut summary = Vec::new();
     let mut p_chart = LineChart::new(&format!("{name}: predictor eigenvalue p(t)"), "t", "p");
     let mut s_chart = LineChart::new(&format!("{name}: F eigenvalue s(t)"), "t", "s").log_y();
@@ -116,7 +153,11 @@ fn run_modes(
             }
             let end = pts[pts.len() - 1];
             let collapsed = end.s < COLLAPSED_S;
-            if collapsed { dead += 1 } else { alive += 1 }
+            if collapsed {
+                dead += 1
+            } else {
+                alive += 1
+            }
             writeln!(
                 summ,
                 "{eta},{p0},{s0},{},{},{collapsed},{},{},{}",
@@ -133,8 +174,14 @@ fn run_modes(
                 } else {
                     format!("p0 {p0}, s0 {s0}")
                 };
-                p_chart = p_chart.with(Series::new(&label, pts.iter().map(|q| (q.t, q.p)).collect()));
-                s_chart = s_chart.with(Series::new(&label, pts.iter().map(|q| (q.t, q.s)).collect()));
+                p_chart = p_chart.with(Series::new(
+                    &label,
+                    pts.iter().map(|q| (q.t, q.p)).collect(),
+                ));
+                s_chart = s_chart.with(Series::new(
+                    &label,
+                    pts.iter().map(|q| (q.t, q.s)).collect(),
+                ));
                 drawn += 1;
             }
         }
@@ -150,8 +197,19 @@ fn run_modes(
             ),
         });
     }
+    if let [eta] = sweep.etas[..]
+        && let Some((pm, pp)) = (ModeParams { eta, ..sweep.base }).fixed_points()
+    {
+        let t_end = sweep.dt * sweep.steps as f64;
+        for (label, v) in [("p*+ (stable)", pp), ("p*- (basin edge)", pm)] {
+            p_chart = p_chart.with(Series::new(label, vec![(0.0, v), (t_end, v)]));
+        }
+    }
     traj.flush()?;
     summ.flush()?;
     let fig = Figure::new(vec![p_chart, s_chart]).save(out_dir, name, format)?;
-    Ok(RunOutput { files: vec![traj_path, sum_path, fig], summary })
+    Ok(RunOutput {
+        files: vec![traj_path, sum_path, fig],
+        summary,
+    })
 }

@@ -29,9 +29,7 @@
 //! (`p = √max(D,0)`), the paper's motivating form. Either way `Wp` is a polynomial-like function
 //! of `F`, so `[F, Wp] = 0` from the first step.
 
-use crate::monitor::linalg::{
-    commutator, frobenius, identity, matmul, sym_eig, transpose,
-};
+use crate::monitor::linalg::{commutator, frobenius, identity, matmul, sym_eig, transpose};
 use crate::theory::trace::TraceRow;
 use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng};
@@ -158,7 +156,11 @@ impl SimConfig {
     /// Rejects sizes, rates and combinations the model does not define, naming the option.
     pub fn validate(&self) -> Result<()> {
         if self.n1 == 0 || self.n2 == 0 {
-            bail!("--n1 and --n2 must be positive (got {} and {})", self.n1, self.n2);
+            bail!(
+                "--n1 and --n2 must be positive (got {} and {})",
+                self.n1,
+                self.n2
+            );
         }
         if self.n1 > 1024 || self.n2 > 1024 {
             bail!("--n1/--n2 above 1024 are not supported by this dense simulator");
@@ -187,10 +189,10 @@ impl SimConfig {
                  has no gradient to receive"
             );
         }
-        if let PredictorMode::DirectPred(DirectPredForm::Normalized { eps }) = self.predictor {
-            if !eps.is_finite() || eps < 0.0 {
-                bail!("DirectPred eps must be finite and non-negative (got {eps})");
-            }
+        if let PredictorMode::DirectPred(DirectPredForm::Normalized { eps }) = self.predictor
+            && (!eps.is_finite() || eps < 0.0)
+        {
+            bail!("DirectPred eps must be finite and non-negative (got {eps})");
         }
         if let Some(x) = &self.x {
             if x.len() != self.n1 * self.n1 {
@@ -271,7 +273,13 @@ impl LinearSim {
         if cfg.target == TargetMode::Online {
             state.wa = state.w.clone();
         }
-        let mut sim = Self { cfg, x, x_total, state, t: 0.0 };
+        let mut sim = Self {
+            cfg,
+            x,
+            x_total,
+            state,
+            t: 0.0,
+        };
         sim.apply_constraints()?;
         Ok(sim)
     }
@@ -333,7 +341,11 @@ impl LinearSim {
         let c = &self.cfg;
         let (n1, n2) = (c.n1, c.n2);
         // Wa is W itself for SimSiam, whatever the stored copy says mid-RK4.
-        let wa = if c.target == TargetMode::Online { &s.w } else { &s.wa };
+        let wa = if c.target == TargetMode::Online {
+            &s.w
+        } else {
+            &s.wa
+        };
         let wpw = matmul(&s.wp, &s.w, n2, n2, n1);
         let wpw_xt = matmul(&wpw, &self.x_total, n2, n1, n1);
         let wa_x = matmul(wa, &self.x, n2, n1, n1);
@@ -355,8 +367,11 @@ impl LinearSim {
         let dwp = match c.predictor {
             PredictorMode::Trained => {
                 let gwt = matmul(&g, &transpose(&s.w, n2, n1), n2, n1, n2);
-                let mut d: Vec<f64> =
-                    gwt.iter().zip(&s.wp).map(|(gv, p)| c.alpha_p * gv - c.eta * p).collect();
+                let mut d: Vec<f64> = gwt
+                    .iter()
+                    .zip(&s.wp)
+                    .map(|(gv, p)| c.alpha_p * gv - c.eta * p)
+                    .collect();
                 if c.symmetric_wp {
                     d = symmetrise(&d, n2);
                 }
@@ -366,10 +381,19 @@ impl LinearSim {
             PredictorMode::Identity | PredictorMode::DirectPred(_) => vec![0.0; n2 * n2],
         };
         let dwa = match c.target {
-            TargetMode::Ema => s.w.iter().zip(&s.wa).map(|(w, a)| c.beta * (w - a)).collect(),
+            TargetMode::Ema => {
+                s.w.iter()
+                    .zip(&s.wa)
+                    .map(|(w, a)| c.beta * (w - a))
+                    .collect()
+            }
             TargetMode::Online => vec![0.0; n2 * n1],
         };
-        Deriv { w: dw, wa: dwa, wp: dwp }
+        Deriv {
+            w: dw,
+            wa: dwa,
+            wp: dwp,
+        }
     }
 
     /// Advances one step of `dt`.
@@ -386,7 +410,9 @@ impl LinearSim {
                 let k3 = self.deriv(&axpy_state(&self.state, &k2, dt / 2.0));
                 let k4 = self.deriv(&axpy_state(&self.state, &k3, dt));
                 let combine = |a: &[f64], b: &[f64], c: &[f64], d: &[f64]| -> Vec<f64> {
-                    (0..a.len()).map(|i| (a[i] + 2.0 * b[i] + 2.0 * c[i] + d[i]) / 6.0).collect()
+                    (0..a.len())
+                        .map(|i| (a[i] + 2.0 * b[i] + 2.0 * c[i] + d[i]) / 6.0)
+                        .collect()
                 };
                 let k = Deriv {
                     w: combine(&k1.w, &k2.w, &k3.w, &k4.w),
@@ -396,7 +422,13 @@ impl LinearSim {
                 axpy_state(&self.state, &k, dt)
             }
         };
-        if next.w.iter().chain(&next.wp).chain(&next.wa).any(|v| !v.is_finite()) {
+        if next
+            .w
+            .iter()
+            .chain(&next.wp)
+            .chain(&next.wa)
+            .any(|v| !v.is_finite())
+        {
             bail!(
                 "simulation diverged at t = {:.4} (non-finite weights): lower --dt",
                 self.t + dt
@@ -417,7 +449,11 @@ impl LinearSim {
             let eig = sym_eig(&f, n2)?;
             let wq = matmul(&self.state.wp, &eig.vectors, n2, n2, n2);
             let p = (0..n2)
-                .map(|j| (0..n2).map(|i| eig.vectors[i * n2 + j] * wq[i * n2 + j]).sum())
+                .map(|j| {
+                    (0..n2)
+                        .map(|i| eig.vectors[i * n2 + j] * wq[i * n2 + j])
+                        .sum()
+                })
                 .collect();
             (Some(p), Some(eig.values))
         } else {
@@ -452,7 +488,11 @@ impl LinearSim {
 
 fn axpy_state(s: &SimState, k: &Deriv, h: f64) -> SimState {
     let f = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x + h * y).collect();
-    SimState { w: f(&s.w, &k.w), wa: f(&s.wa, &k.wa), wp: f(&s.wp, &k.wp) }
+    SimState {
+        w: f(&s.w, &k.w),
+        wa: f(&s.wa, &k.wa),
+        wp: f(&s.wp, &k.wp),
+    }
 }
 
 fn symmetrise(a: &[f64], n: usize) -> Vec<f64> {

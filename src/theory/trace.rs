@@ -33,8 +33,14 @@ pub fn write_trace_csv(rows: &[TraceRow], path: &Path) -> Result<()> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
-    let modes = rows.first().and_then(|r| r.mode_p.as_ref()).map_or(0, Vec::len);
-    write!(out, "step,t,norm_w,norm_wa,norm_wp,commutator,relative_commutator")?;
+    let modes = rows
+        .first()
+        .and_then(|r| r.mode_p.as_ref())
+        .map_or(0, Vec::len);
+    write!(
+        out,
+        "step,t,norm_w,norm_wa,norm_wp,commutator,relative_commutator"
+    )?;
     for j in 0..modes {
         write!(out, ",p_{j}")?;
     }
@@ -48,10 +54,17 @@ pub fn write_trace_csv(rows: &[TraceRow], path: &Path) -> Result<()> {
             "{},{},{},{},{},{},{}",
             r.step, r.t, r.norm_w, r.norm_wa, r.norm_wp, r.commutator, r.relative_commutator
         )?;
-        for v in r.mode_p.iter().flatten().chain(r.mode_s.iter().flatten()).take(2 * modes) {
+        for v in r
+            .mode_p
+            .iter()
+            .flatten()
+            .chain(r.mode_s.iter().flatten())
+            .take(2 * modes)
+        {
             write!(out, ",{v}")?;
         }
         writeln!(out)?;
     }
-    out.flush().with_context(|| format!("writing {}", path.display()))
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }
