@@ -2,6 +2,7 @@
 
 use crate::monitor::{read_jsonl, write_csv};
 use crate::plot::{ImageFormat, plot_training_log};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Options of `edgessl plot`.
@@ -26,14 +27,15 @@ pub struct PlotArgs {
 /// Plot a training log.
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     let records = read_jsonl(&args.log)?;
+    let mut out = std::io::stdout().lock();
     let files = plot_training_log(&records, &args.out, args.format, args.step)?;
     if args.csv {
         let path = args.out.join("log.csv");
         write_csv(&records, &path)?;
-        println!("wrote {}", path.display());
+        writeln!(out, "wrote {}", path.display())?;
     }
     for f in files {
-        println!("wrote {}", f.display());
+        writeln!(out, "wrote {}", f.display())?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use crate::plot::ImageFormat;
 use crate::theory::{Overrides, PRESETS, preset, run_preset};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Options of `edgessl theory`.
@@ -26,25 +27,25 @@ pub struct TheoryArgs {
     #[arg(long)]
     pub n2: Option<usize>,
     /// Relative predictor learning rate αp.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha_p: Option<f64>,
     /// EMA rate β of the target.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta: Option<f64>,
     /// Weight decay η (per-mode presets: replaces the η list).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub eta: Option<f64>,
     /// Augmentation noise σ (X' = σ² I).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub sigma: Option<f64>,
     /// Target/online ratio τ (per-mode presets).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
     /// Number of integration steps.
     #[arg(long)]
     pub steps: Option<usize>,
     /// Integration step size.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub dt: Option<f64>,
     /// Seed of the random initial weights.
     #[arg(long)]
@@ -53,9 +54,11 @@ pub struct TheoryArgs {
 
 /// Run a theory preset.
 pub fn run(args: TheoryArgs) -> anyhow::Result<()> {
+    // Write through a handle so a closed pipe (`| head`) is an error, not a panic.
+    let mut out = std::io::stdout().lock();
     if args.list {
         for name in PRESETS {
-            println!("{name:24} {}", preset(name)?.summary);
+            writeln!(out, "{name:24} {}", preset(name)?.summary)?;
         }
         return Ok(());
     }
@@ -76,13 +79,13 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<()> {
     if !ignored.is_empty() {
         eprintln!("warning: preset `{name}` ignores {}", ignored.join(", "));
     }
-    println!("{}: {}", p.name, p.summary);
-    let out = run_preset(&p, &args.out, args.format)?;
-    for line in &out.summary {
-        println!("  {line}");
+    writeln!(out, "{}: {}", p.name, p.summary)?;
+    let result = run_preset(&p, &args.out, args.format)?;
+    for line in &result.summary {
+        writeln!(out, "  {line}")?;
     }
-    for f in &out.files {
-        println!("wrote {}", f.display());
+    for f in &result.files {
+        writeln!(out, "wrote {}", f.display())?;
     }
     Ok(())
 }
