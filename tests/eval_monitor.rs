@@ -1,8 +1,8 @@
 //! Monitors, the training log, the collapse guard and the plot entry point.
 
 use edgessl::monitor::{
-    CollapseGuard, GuardDecision, LogRecord, LogWriter, collapse_std, effective_rank,
-    effective_rank_of, eigen_alignment, read_jsonl, write_csv,
+    CollapseGuard, GuardDecision, LogRecord, LogWriter, MonitorSnapshot, collapse_std,
+    effective_rank, effective_rank_of, eigen_alignment, output_correlation, read_jsonl, write_csv,
 };
 use edgessl::plot::{ImageFormat, plot_training_log};
 use rand::{Rng, SeedableRng};
@@ -225,4 +225,23 @@ fn plots_are_written_in_both_formats() {
     bare.f_eigenvalues = None;
     bare.wp_eigenvalues = None;
     assert!(plot_training_log(&[bare], dir.path(), ImageFormat::Png, Some(3)).is_err());
+}
+
+#[test]
+fn snapshot_fills_a_log_record() {
+    let (n, d) = (500, 8);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let z: Vec<f32> = (0..n * d).map(|_| gaussian(&mut rng) as f32).collect();
+    let f = output_correlation(&z, n, d).unwrap();
+    assert!((f[0] - 1.0).abs() < 0.2 && f[1] == f[d]);
+    let wp: Vec<f64> = f.iter().map(|v| 2.0 * v).collect();
+    let snap = MonitorSnapshot::measure(&f, Some(&wp), d, d, Some((&z, n))).unwrap();
+    let mut rec = LogRecord::default();
+    snap.fill(&mut rec, true);
+    assert!((rec.alignment_mean.unwrap() - 1.0).abs() < 1e-9);
+    assert!(rec.commutator.unwrap() < 1e-12);
+    assert!(rec.effective_rank.unwrap() > 6.0);
+    assert!((rec.collapse_std.unwrap() - 1.0).abs() < 0.1);
+    assert_eq!(rec.f_eigenvalues.as_ref().unwrap().len(), d);
+    assert!(output_correlation(&z, n, d + 1).is_err());
 }

@@ -7,11 +7,13 @@ pub mod collapse;
 pub mod guard;
 pub mod linalg;
 pub mod log;
+pub mod snapshot;
 
 pub use alignment::{AlignmentReport, asymmetry, eigen_alignment, relative_commutator};
 pub use collapse::{collapse_std, effective_rank, effective_rank_of};
 pub use guard::{CollapseGuard, GuardDecision};
 pub use log::{LogRecord, LogWriter, read_jsonl, write_csv};
+pub use snapshot::{MonitorSnapshot, output_correlation};
 
 use thiserror::Error;
 
