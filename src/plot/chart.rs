@@ -277,3 +277,24 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Machines without any TrueType font get text-free charts rather than an error.
+    #[test]
+    fn renders_without_text() {
+        let chart = LineChart::new("t", "x", "y")
+            .log_y()
+            .with(Series::new("a", vec![(0.0, 1.0), (1.0, 0.1), (2.0, f64::NAN)]));
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (300, 200)).into_drawing_area();
+            render(&root, &[&chart], false).unwrap();
+            root.present().unwrap();
+        }
+        assert!(svg.contains("<polyline") || svg.contains("<path"), "{svg}");
+        assert!(!svg.contains("<text"));
+    }
+}

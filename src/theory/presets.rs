@@ -22,6 +22,28 @@ pub struct ModeSweep {
     pub record_every: usize,
 }
 
+impl ModeSweep {
+    /// Rejects values the per-mode dynamics do not define, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        let b = &self.base;
+        for (flag, v) in [("--alpha-p", b.alpha_p), ("--tau", b.tau), ("--sigma", b.sigma)] {
+            if !v.is_finite() || v < 0.0 {
+                bail!("{flag} must be a finite non-negative number (got {v})");
+            }
+        }
+        if let Some(eta) = self.etas.iter().find(|e| !e.is_finite() || **e < 0.0) {
+            bail!("--eta must be a finite non-negative number (got {eta})");
+        }
+        if !self.dt.is_finite() || self.dt <= 0.0 {
+            bail!("--dt must be positive (got {})", self.dt);
+        }
+        if self.steps == 0 {
+            bail!("--steps must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// What a preset runs.
 #[derive(Debug, Clone)]
 pub enum Experiment {

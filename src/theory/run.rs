@@ -123,6 +123,7 @@ fn run_modes(
     out_dir: &Path,
     format: ImageFormat,
 ) -> Result<RunOutput> {
+    sweep.validate()?;
     let traj_path = out_dir.join(format!("{name}.csv"));
     let sum_path = out_dir.join(format!("{name}_summary.csv"));
     let mut traj = std::io::BufWriter::new(
