@@ -79,6 +79,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<()> {
     if !ignored.is_empty() {
         eprintln!("warning: preset `{name}` ignores {}", ignored.join(", "));
     }
+    p.validate()?;
     writeln!(out, "{}: {}", p.name, p.summary)?;
     let result = run_preset(&p, &args.out, args.format)?;
     for line in &result.summary {

@@ -218,6 +218,14 @@ pub fn preset(name: &str) -> Result<Preset> {
 }
 
 impl Preset {
+    /// Checks the (possibly overridden) settings before anything runs.
+    pub fn validate(&self) -> Result<()> {
+        match &self.experiment {
+            Experiment::Matrix(c) => c.validate(),
+            Experiment::Modes(m) => m.validate(),
+        }
+    }
+
     /// Applies command-line overrides; returns the names of overrides this preset ignores.
     pub fn apply(&mut self, o: &Overrides) -> Vec<&'static str> {
         let mut ignored = Vec::new();
