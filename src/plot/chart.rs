@@ -285,9 +285,10 @@ mod tests {
     /// Machines without any TrueType font get text-free charts rather than an error.
     #[test]
     fn renders_without_text() {
-        let chart = LineChart::new("t", "x", "y")
-            .log_y()
-            .with(Series::new("a", vec![(0.0, 1.0), (1.0, 0.1), (2.0, f64::NAN)]));
+        let chart = LineChart::new("t", "x", "y").log_y().with(Series::new(
+            "a",
+            vec![(0.0, 1.0), (1.0, 0.1), (2.0, f64::NAN)],
+        ));
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (300, 200)).into_drawing_area();

@@ -26,7 +26,11 @@ impl ModeSweep {
     /// Rejects values the per-mode dynamics do not define, naming the flag.
     pub fn validate(&self) -> Result<()> {
         let b = &self.base;
-        for (flag, v) in [("--alpha-p", b.alpha_p), ("--tau", b.tau), ("--sigma", b.sigma)] {
+        for (flag, v) in [
+            ("--alpha-p", b.alpha_p),
+            ("--tau", b.tau),
+            ("--sigma", b.sigma),
+        ] {
             if !v.is_finite() || v < 0.0 {
                 bail!("{flag} must be a finite non-negative number (got {v})");
             }
