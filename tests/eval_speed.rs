@@ -16,7 +16,7 @@ fn features(n: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
         // Class signal on a few dimensions plus uniform noise: moderately hard.
         x.extend((0..d).map(|j| {
             let centre = if j % 10 == c as usize { 1.0 } else { 0.0 };
-            centre + 2.0 * (rng.random::<f32>() - 0.5)
+            centre + 8.0 * (rng.random::<f32>() - 0.5)
         }));
         y.push(c);
     }

@@ -3,8 +3,9 @@
 //! `exp(sim / T)`; the class with the largest summed weight wins.
 //!
 //! Memory stays bounded for large sets (60k train × 10k test): test rows are processed in
-//! chunks, each chunk holds one similarity row per test sample (`chunk × n_train` floats), and
-//! neither feature matrix is copied (inverse norms are precomputed instead).
+//! chunks of consecutive rows, each chunk holds one similarity row per test sample
+//! (`chunk × n_train` floats), and neither feature matrix is copied (inverse norms are
+//! precomputed instead).
 
 use super::features::{EvalError, LabeledFeatures, dot};
 use rayon::prelude::*;
@@ -87,39 +88,31 @@ pub fn knn_classify(
     let inv_test = inverse_norms(test);
     let inv_t = 1.0 / cfg.temperature;
     let chunk = cfg.chunk_rows.max(1);
+    let d = train.dim();
 
     let (hits1, hits5) = (0..test.len())
         .into_par_iter()
         .chunks(chunk)
         .map(|rows| {
             let n_train = train.len();
-            // sims[r * n_train + j]: similarity of the chunk's r-th query to train row j. Train
-            // rows are visited in cache-sized blocks shared by all queries of the chunk, so the
-            // train matrix is streamed from memory once per chunk instead of once per query.
-            let mut sims = vec![0.0f32; rows.len() * n_train];
-            for start in (0..n_train).step_by(TRAIN_BLOCK) {
-                let end = (start + TRAIN_BLOCK).min(n_train);
-                // Four queries at a time share each loaded train row (register blocking).
-                for (g, group) in rows.chunks(4).enumerate() {
-                    let r0 = g * 4;
-                    if let [a, b, c, d] = *group {
-                        let qs = [test.row(a), test.row(b), test.row(c), test.row(d)];
-                        let qn = [inv_test[a], inv_test[b], inv_test[c], inv_test[d]];
-                        for j in start..end {
-                            let dots = dot4(qs, train.row(j));
-                            for (l, v) in dots.iter().enumerate() {
-                                sims[(r0 + l) * n_train + j] = v * qn[l] * inv_train[j];
-                            }
-                        }
-                    } else {
-                        for (l, &q) in group.iter().enumerate() {
-                            let (query, qn) = (test.row(q), inv_test[q]);
-                            for j in start..end {
-                                sims[(r0 + l) * n_train + j] =
-                                    dot(query, train.row(j)) * qn * inv_train[j];
-                            }
-                        }
-                    }
+            // sims[r * n_train + j]: cosine similarity of the chunk's r-th query to train row j,
+            // as one GEMM (faer dispatches to AVX2/AVX-512 at run time, which plain Rust compiled
+            // for baseline x86-64 cannot), then scaled by the inverse norms.
+            let (first, m) = (rows[0], rows.len());
+            let queries = &test.data()[first * d..(first + m) * d];
+            let mut sims = vec![0.0f32; m * n_train];
+            faer::linalg::matmul::matmul(
+                faer::MatMut::from_row_major_slice_mut(&mut sims, m, n_train),
+                faer::Accum::Replace,
+                faer::MatRef::from_row_major_slice(queries, m, d),
+                faer::MatRef::from_row_major_slice(train.data(), n_train, d).transpose(),
+                1.0f32,
+                faer::Par::Seq,
+            );
+            for (r, row) in sims.chunks_exact_mut(n_train).enumerate() {
+                let qn = inv_test[first + r];
+                for (s, &tn) in row.iter_mut().zip(&inv_train) {
+                    *s *= qn * tn;
                 }
             }
             let mut scratch: Vec<f32> = Vec::with_capacity(n_train);
@@ -178,32 +171,6 @@ pub fn knn_classify(
         n_test: test.len(),
     })
 }
-
-/// Dot products of four queries with one row, 4 lanes per query so each loaded row value is
-/// reused four times. Same summation order per lane as a 4-accumulator dot.
-#[inline]
-fn dot4(q: [&[f32]; 4], row: &[f32]) -> [f32; 4] {
-    let mut acc = [[0.0f32; 4]; 4];
-    let n = row.len() / 4 * 4;
-    for k in (0..n).step_by(4) {
-        let r = &row[k..k + 4];
-        for (a, qi) in acc.iter_mut().zip(&q) {
-            let x = &qi[k..k + 4];
-            for l in 0..4 {
-                a[l] += x[l] * r[l];
-            }
-        }
-    }
-    let mut out = [0.0f32; 4];
-    for (i, (a, qi)) in acc.iter().zip(&q).enumerate() {
-        let tail: f32 = qi[n..].iter().zip(&row[n..]).map(|(x, y)| x * y).sum();
-        out[i] = a.iter().sum::<f32>() + tail;
-    }
-    out
-}
-
-/// Train rows per block: 256 rows of 128 f32 = 128 KiB, about an L2 cache.
-const TRAIN_BLOCK: usize = 256;
 
 fn inverse_norms(f: LabeledFeatures<'_>) -> Vec<f32> {
     (0..f.len())
