@@ -1,7 +1,7 @@
 //! `edgessl theory`: run the paper's linear-model experiments (see docs/theory.md).
 
 use crate::plot::ImageFormat;
-use crate::theory::{Overrides, PRESETS, preset, run_preset};
+use crate::theory::{Integrator, Overrides, PRESETS, preset, run_preset};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -50,6 +50,12 @@ pub struct TheoryArgs {
     /// Seed of the random initial weights.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Train Wp without symmetrising its gradient (matrix presets).
+    #[arg(long)]
+    pub asymmetric_wp: bool,
+    /// Integration scheme of the matrix presets.
+    #[arg(long, value_enum)]
+    pub integrator: Option<Integrator>,
 }
 
 /// Run a theory preset.
@@ -75,6 +81,8 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<()> {
         steps: args.steps,
         dt: args.dt,
         seed: args.seed,
+        asymmetric_wp: args.asymmetric_wp,
+        integrator: args.integrator,
     });
     if !ignored.is_empty() {
         eprintln!("warning: preset `{name}` ignores {}", ignored.join(", "));

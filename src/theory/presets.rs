@@ -2,7 +2,7 @@
 //! `docs/theory.md` says which claim/figure each one reproduces.
 
 use super::modes::ModeParams;
-use super::simulator::{DirectPredForm, PredictorMode, SimConfig, TargetMode};
+use super::simulator::{DirectPredForm, Integrator, PredictorMode, SimConfig, TargetMode};
 use anyhow::{Result, bail};
 
 /// A per-mode experiment: every (η, start) combination integrated independently.
@@ -102,6 +102,10 @@ pub struct Overrides {
     pub dt: Option<f64>,
     /// `--seed`.
     pub seed: Option<u64>,
+    /// `--asymmetric-wp`: train Wp without symmetrising its gradient.
+    pub asymmetric_wp: bool,
+    /// `--integrator`.
+    pub integrator: Option<Integrator>,
 }
 
 /// The paper's BYOL-like linear setting (β 0.4, η 0.04, σ 0.03, Wa(0) = 0).
@@ -244,6 +248,10 @@ impl Preset {
                 set(&mut c.steps, o.steps);
                 set(&mut c.dt, o.dt);
                 set(&mut c.seed, o.seed);
+                set(&mut c.integrator, o.integrator);
+                if o.asymmetric_wp {
+                    c.symmetric_wp = false;
+                }
                 if o.tau.is_some() {
                     ignored.push("--tau");
                 }
@@ -262,6 +270,11 @@ impl Preset {
                     ("--n2", o.n2.is_some()),
                     ("--beta", o.beta.is_some()),
                     ("--seed", o.seed.is_some()),
+                    ("--asymmetric-wp", o.asymmetric_wp),
+                    (
+                        "--integrator (per-mode presets always use RK4)",
+                        o.integrator.is_some(),
+                    ),
                 ] {
                     if given {
                         ignored.push(flag);

@@ -69,7 +69,7 @@ pub enum TargetMode {
 }
 
 /// Time integration scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Integrator {
     /// Forward Euler: one derivative per step; the discrete SGD the paper also simulates.
     Euler,
