@@ -143,10 +143,12 @@ fn run_modes(
     let mut p_chart = LineChart::new(&format!("{name}: predictor eigenvalue p(t)"), "t", "p");
     let mut s_chart = LineChart::new(&format!("{name}: F eigenvalue s(t)"), "t", "s").log_y();
     let mut drawn = 0;
+    // Per η: (η, fraction of starts that survive, mean final p of the survivors).
+    let mut outcome: Vec<(f64, f64, Option<f64>)> = Vec::new();
     for &eta in &sweep.etas {
         let params = ModeParams { eta, ..sweep.base };
         let fp = params.fixed_points();
-        let (mut alive, mut dead) = (0, 0);
+        let (mut alive, mut dead, mut p_alive) = (0, 0, 0.0);
         for &(p0, s0) in &sweep.starts {
             let pts = params.simulate(p0, s0, sweep.dt, sweep.steps, sweep.record_every);
             for q in &pts {
@@ -157,7 +159,8 @@ fn run_modes(
             if collapsed {
                 dead += 1
             } else {
-                alive += 1
+                alive += 1;
+                p_alive += end.p;
             }
             writeln!(
                 summ,
@@ -186,6 +189,12 @@ fn run_modes(
                 drawn += 1;
             }
         }
+        let total = (alive + dead) as f64;
+        outcome.push((
+            eta,
+            alive as f64 / total,
+            (alive > 0).then(|| p_alive / alive as f64),
+        ));
         summary.push(match fp {
             Some((pm, pp)) => format!(
                 "eta {eta}: p*- = {pm:.5}, p*+ = {pp:.5}; {alive} of {} starts survive, {dead} collapse",
@@ -208,9 +217,59 @@ fn run_modes(
     }
     traj.flush()?;
     summ.flush()?;
-    let fig = Figure::new(vec![p_chart, s_chart]).save(out_dir, name, format)?;
+    let figure = if sweep.etas.len() > 1 {
+        bifurcation_figure(name, &sweep.base, &outcome)
+    } else {
+        Figure::new(vec![p_chart, s_chart])
+    };
+    let fig = figure.save(out_dir, name, format)?;
     Ok(RunOutput {
         files: vec![traj_path, sum_path, fig],
         summary,
     })
+}
+
+/// For η sweeps: the analytic fixed points `p*±(η)` with the simulated outcome on top, and the
+/// fraction of starts that survive at each η.
+fn bifurcation_figure(
+    name: &str,
+    base: &ModeParams,
+    outcome: &[(f64, f64, Option<f64>)],
+) -> Figure {
+    let eta_c = base.critical_eta();
+    let grid: Vec<f64> = (0..=200).map(|i| eta_c * i as f64 / 200.0).collect();
+    let branch = |plus: bool| -> Vec<(f64, f64)> {
+        grid.iter()
+            .filter_map(|&eta| {
+                let (pm, pp) = ModeParams { eta, ..*base }.fixed_points()?;
+                Some((eta, if plus { pp } else { pm }))
+            })
+            .collect()
+    };
+    let p_max = outcome.iter().filter_map(|o| o.2).fold(1.0f64, f64::max);
+    Figure::new(vec![
+        LineChart::new(&format!("{name}: fixed points vs weight decay"), "eta", "p")
+            .with(Series::new("p*+ (stable, analytic)", branch(true)))
+            .with(Series::new("p*- (basin edge, analytic)", branch(false)))
+            .with(Series::new(
+                "mean final p of surviving starts",
+                outcome
+                    .iter()
+                    .filter_map(|&(eta, _, p)| Some((eta, p?)))
+                    .collect(),
+            ))
+            .with(Series::new(
+                format!("eta_c = {eta_c:.4}"),
+                vec![(eta_c, 0.0), (eta_c, p_max)],
+            )),
+        LineChart::new(
+            &format!("{name}: starts that do not collapse"),
+            "eta",
+            "fraction",
+        )
+        .with(Series::new(
+            "surviving fraction",
+            outcome.iter().map(|&(eta, f, _)| (eta, f)).collect(),
+        )),
+    ])
 }
