@@ -237,3 +237,34 @@ fn mode_inside_the_basin_collapses_and_outside_survives() {
     let outside = *m.simulate(0.5, 0.01, 0.01, 50_000, 1_000).last().unwrap();
     assert!((outside.p - p_plus).abs() < 0.01 * p_plus, "{outside:?}");
 }
+
+#[test]
+fn every_preset_runs_and_writes_csv_and_figure() {
+    use edgessl::plot::ImageFormat;
+    use edgessl::theory::{Overrides, PRESETS, preset, run_preset};
+    let dir = tempfile::tempdir().unwrap();
+    for name in PRESETS {
+        let mut p = preset(name).unwrap();
+        // Short runs: this checks the plumbing, the claims are checked above.
+        p.apply(&Overrides {
+            steps: Some(200),
+            n1: Some(4),
+            n2: Some(4),
+            ..Default::default()
+        });
+        p.validate().unwrap();
+        let out = run_preset(&p, dir.path(), ImageFormat::Svg).unwrap();
+        assert!(!out.summary.is_empty());
+        for f in &out.files {
+            assert!(std::fs::metadata(f).unwrap().len() > 100, "{}", f.display());
+        }
+    }
+    let err = preset("nope").unwrap_err().to_string();
+    assert!(err.contains("alignment"), "{err}");
+    let mut p = preset("fixed-point").unwrap();
+    p.apply(&Overrides {
+        dt: Some(-1.0),
+        ..Default::default()
+    });
+    assert!(p.validate().unwrap_err().to_string().contains("--dt"));
+}
