@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Output image format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ImageFormat {
-    /// Raster, 1200×800-ish; what most viewers show inline.
+    /// Raster (1000 px wide, 500 px per panel); what most viewers show inline.
     Png,
     /// Vector; scales in browsers and papers.
     Svg,
