@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod data;
+pub mod plot;
 pub mod pretrain;
+pub mod theory;
 
 /// On-device self-supervised pretraining of compact image encoders.
 #[derive(Debug, Parser)]
@@ -20,6 +22,10 @@ enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Fetch datasets, inspect data sources, preview augmentations.
     Data(data::DataCommandArgs),
+    /// Simulate the paper's linear model (collapse, eigenspace alignment, fixed points).
+    Theory(theory::TheoryArgs),
+    /// Draw figures from a training log (loss, kNN, alignment, collapse, spectra).
+    Plot(plot::PlotArgs),
 }
 
 /// Parse the command line, run the subcommand, and turn errors into a message and exit code 1.
@@ -28,6 +34,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pretrain(args) => pretrain::run(args),
         Command::Data(args) => data::run(args),
+        Command::Theory(args) => theory::run(args),
+        Command::Plot(args) => plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
