@@ -15,6 +15,7 @@ pub mod memory;
 pub mod model;
 pub mod monitor;
 pub mod plot;
+pub mod run;
 pub mod runtime;
 pub mod ssl;
 pub mod theory;

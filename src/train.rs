@@ -71,11 +71,13 @@ pub struct StepInfo<'a> {
 }
 
 /// Train until the learner has taken `until_step` steps, the stream ends, or the observer stops.
-pub fn train<B: AutodiffBackend>(
+///
+/// The observer also sees the batch stream, e.g. to checkpoint a replay buffer.
+pub fn train<B: AutodiffBackend, S: BatchStream + ?Sized>(
     learner: &mut Learner<B>,
-    batches: &mut dyn BatchStream,
+    batches: &mut S,
     until_step: u64,
-    mut observe: impl FnMut(&Learner<B>, &StepInfo) -> Result<Control, TrainError>,
+    mut observe: impl FnMut(&Learner<B>, &S, &StepInfo) -> Result<Control, TrainError>,
 ) -> Result<RunSummary, TrainError> {
     let start = Instant::now();
     let mut summary = RunSummary {
@@ -102,11 +104,17 @@ pub fn train<B: AutodiffBackend>(
         }
         recent.push_back(stats.loss);
         let info = StepInfo { stats, frames: batch.batch, elapsed: t0.elapsed(), batch: &batch };
-        if observe(learner, &info)? == Control::Stop {
+        if observe(learner, batches, &info)? == Control::Stop {
             break;
         }
     }
     summary.elapsed = start.elapsed();
     summary.recent_loss = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
     Ok(summary)
+}
+
+impl BatchStream for crate::data::BatchLoader {
+    fn next_batch(&mut self) -> Result<Option<ViewBatch>, DataError> {
+        crate::data::BatchLoader::next_batch(self)
+    }
 }

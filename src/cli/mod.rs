@@ -4,6 +4,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod data;
+pub mod embed;
+pub mod eval;
+pub mod export;
+pub mod inspect;
+pub mod model_source;
 pub mod plot;
 pub mod pretrain;
 pub mod theory;
@@ -20,6 +25,14 @@ pub struct Cli {
 enum Command {
     /// Pretrain an encoder with BYOL, SimSiam, DirectPred or DirectCopy.
     Pretrain(pretrain::PretrainArgs),
+    /// kNN and linear-probe accuracy of an encoder (or of the raw-pixel / random baselines).
+    Eval(eval::EvalArgs),
+    /// Export the trained encoder (postcard f32/f16, or safetensors with PyTorch names).
+    Export(export::ExportArgs),
+    /// Write embeddings of images or a frame stream with a trained encoder.
+    Embed(embed::EmbedArgs),
+    /// What a checkpoint or export holds, and whether it verifies.
+    Inspect(inspect::InspectArgs),
     /// Fetch datasets, inspect data sources, preview augmentations.
     Data(data::DataCommandArgs),
     /// Simulate the paper's linear model (collapse, eigenspace alignment, fixed points).
@@ -34,6 +47,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pretrain(args) => pretrain::run(args),
         Command::Data(args) => data::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Embed(args) => embed::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Theory(args) => theory::run(args),
         Command::Plot(args) => plot::run(args),
     };

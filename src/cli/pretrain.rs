@@ -1,15 +1,29 @@
 //! `edgessl pretrain`: build a config from file + flags, train, report.
 
 use crate::backend::{BackendKind, BackendTask, run_on};
+use crate::checkpoint::CheckpointStore;
 use crate::config::TrainConfig;
-use crate::data::synthetic::SyntheticViews;
+use crate::data::{
+    AugmentConfig, BatchLoader, DataArgs, LabelledImages, Split, default_cache_dir, open_source,
+};
+use crate::eval::{KnnConfig, LabeledFeatures, knn_classify};
+use crate::export::{Precision, write_safetensors};
 use crate::model::TrunkKind;
+use crate::monitor::{CollapseGuard, GuardDecision, LogRecord, LogWriter, MonitorSnapshot};
+use crate::run::RunCheckpoint;
+use crate::run::encoder::{ExportInfo, encoder_export};
+use crate::run::evaluate::evaluate;
+use crate::run::features::trunk_features;
 use crate::ssl::{Learner, PredictorKind};
-use crate::train::{Control, train};
+use crate::train::{Control, TrainError, train};
 use anyhow::Context;
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Named methods: each sets the predictor rule and the target rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -167,68 +181,392 @@ impl TrainFlags {
     }
 }
 
+/// Storage precision of exported weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportPrecision {
+    /// 32-bit floats.
+    F32,
+    /// 16-bit floats (half the size; embeddings agree to cosine >= 0.999).
+    F16,
+}
+
+impl From<ExportPrecision> for Precision {
+    fn from(p: ExportPrecision) -> Self {
+        match p {
+            ExportPrecision::F32 => Precision::F32,
+            ExportPrecision::F16 => Precision::F16,
+        }
+    }
+}
+
 /// Options of `edgessl pretrain`.
 #[derive(Debug, clap::Args)]
 pub struct PretrainArgs {
     /// Training configuration.
     #[command(flatten)]
     pub train: TrainFlags,
-    /// Folder for this run's config, log, checkpoints and export.
+    /// Where frames come from.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Augmentation preset: fashion28, cifar32 or stl96 (default: from the input size).
+    #[arg(long, value_name = "PRESET")]
+    pub augment: Option<String>,
+    /// Folder for this run's config, log, checkpoints, export and evaluation.
     #[arg(long, value_name = "DIR", default_value = "runs/latest")]
     pub out: PathBuf,
+    /// Cache folder for fetched data (default: $EDGESSL_CACHE or ./.cache/edgessl).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Write a checkpoint every N steps (0 = only at the end).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub checkpoint_every: u64,
+    /// Also write a checkpoint when this many seconds have passed since the last (0 = off).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub checkpoint_secs: u64,
+    /// Checkpoints to keep.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub keep: usize,
+    /// Continue from the newest checkpoint in `--out` that verifies.
+    #[arg(long)]
+    pub resume: bool,
+    /// kNN accuracy on a held split of the training data every N steps (0 = off), when the
+    /// data has labels.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub knn_every: u64,
+    /// Images of the training split used for the periodic kNN (80 % bank, 20 % queries).
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub knn_samples: usize,
+    /// Final evaluation: epochs of the linear probe (0 = kNN only).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub probe_epochs: usize,
+    /// Final evaluation: at most this many training images (default: all).
+    #[arg(long, value_name = "N")]
+    pub eval_train: Option<usize>,
+    /// Final evaluation: at most this many test images (default: all).
+    #[arg(long, value_name = "N")]
+    pub eval_test: Option<usize>,
+    /// Skip the final evaluation.
+    #[arg(long)]
+    pub no_eval: bool,
+    /// Precision of the exported encoder.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub export_precision: ExportPrecision,
+    /// Stop the run (with an error) when the representation collapses.
+    #[arg(long)]
+    pub stop_on_collapse: bool,
+}
+
+/// The augmentation for a config: the named preset, or the one matching the input.
+pub fn augment_for(config: &TrainConfig, preset: Option<&str>) -> anyhow::Result<AugmentConfig> {
+    let size = config.model.image_size;
+    let base = match preset {
+        Some(name) => AugmentConfig::preset(name)?,
+        None if size <= 28 => AugmentConfig::fashion28(),
+        None if size <= 32 => AugmentConfig::cifar32(),
+        None => AugmentConfig::stl96(),
+    };
+    let augment = base.with_channels(config.model.in_channels).with_size(size);
+    augment.validate()?;
+    Ok(augment)
 }
 
 struct PretrainTask {
     config: TrainConfig,
+    args: PretrainArgs,
+    cache: PathBuf,
+    resume: Option<RunCheckpoint>,
+}
+
+/// Periodic kNN on a held split of the training data.
+struct KnnProbe {
+    bank: LabelledImages,
+    queries: LabelledImages,
+}
+
+impl KnnProbe {
+    fn accuracy<B: AutodiffBackend>(&self, learner: &Learner<B>) -> anyhow::Result<f64> {
+        let trunk = learner.online().encoder.trunk.valid();
+        let device = learner.device();
+        let dim = learner.model_config().trunk_config().out_dim();
+        let bank = trunk_features(&trunk, &self.bank, 256, device);
+        let queries = trunk_features(&trunk, &self.queries, 256, device);
+        let tr = LabeledFeatures::new(&bank, &self.bank.labels, dim, "kNN bank")?;
+        let te = LabeledFeatures::new(&queries, &self.queries.labels, dim, "kNN queries")?;
+        Ok(knn_classify(tr, te, &KnnConfig::default())?.top1)
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / 1048576.0)
 }
 
 impl BackendTask for PretrainTask {
     type Output = anyhow::Result<()>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, kind: BackendKind) -> anyhow::Result<()> {
-        let c = &self.config;
-        let mut learner = Learner::<B>::new(&c.model, &c.method, &c.optim, c.train.seed, &device)?;
-        let mut batches =
-            SyntheticViews::new(c.model.image_size, c.model.in_channels, c.train.batch, c.train.seed);
+        let Self { config: c, args, cache, resume } = self;
+        let out = &args.out;
+        let augment = match &resume {
+            Some(ckpt) => ckpt.augment.clone(),
+            None => augment_for(&c, args.augment.as_deref())?,
+        };
+
+        // The learner: fresh, or exactly where the checkpoint left off.
+        let (mut learner, mut frames_seen, mut train_secs, replay_restore) = match resume {
+            Some(ckpt) => {
+                let learner = Learner::<B>::from_state(&c.model, &c.method, &c.optim, &ckpt.learner, &device)?;
+                (learner, ckpt.frames_seen, ckpt.train_secs, ckpt.replay)
+            }
+            None => (Learner::<B>::new(&c.model, &c.method, &c.optim, c.train.seed, &device)?, 0, 0.0, None),
+        };
+        let start_step = learner.step_count();
+
+        let source = open_source(&args.data, &cache)?;
+        let data_description = source.describe();
+        let labelled = source.classes().is_some() && !args.data.is_stream();
+        let replay = args.data.replay_config().map(|mut r| {
+            r.restore = replay_restore;
+            r
+        });
+        let mut loader = BatchLoader::new(source, augment.clone(), c.train.batch, c.train.seed, start_step, replay)?;
+        let knn = if labelled && args.knn_every > 0 {
+            let images = LabelledImages::load(&args.data, Split::Train, &cache, &augment, Some(args.knn_samples))?;
+            let (bank, queries) = images.holdout_split(0.2, c.train.seed);
+            Some(KnnProbe { bank, queries })
+        } else {
+            None
+        };
+
         eprintln!(
-            "pretraining {} on {kind}: {} trunk, batch {}, {} steps, synthetic data",
+            "pretraining {} on {kind} ({} threads): {} trunk {}x{}x{}, batch {}, steps {}..{}",
             c.method.label(),
+            rayon::current_num_threads(),
             format!("{:?}", c.model.trunk).to_lowercase(),
+            c.model.in_channels,
+            c.model.image_size,
+            c.model.image_size,
             c.train.batch,
+            start_step,
             c.train.steps
         );
+        eprintln!("data: {}", loader.describe());
+
+        let store = CheckpointStore::open(out.join("checkpoints"), args.keep.max(1))?;
+        let mut log = if start_step > 0 { LogWriter::append(out.join("log.jsonl"))? } else { LogWriter::create(out.join("log.jsonl"))? };
+        let interrupted = Arc::new(AtomicBool::new(false));
+        {
+            let flag = interrupted.clone();
+            // A second Ctrl-C while the checkpoint is written still waits for it: the flag is
+            // only read between steps.
+            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+        }
+        let checkpoint = |learner: &Learner<B>, loader: &BatchLoader, frames: u64, secs: f64| -> anyhow::Result<PathBuf> {
+            let payload = RunCheckpoint {
+                config: c.clone(),
+                data: args.data.clone(),
+                augment: augment.clone(),
+                learner: learner.state(),
+                replay: loader.replay_snapshot(),
+                frames_seen: frames,
+                train_secs: secs,
+            };
+            Ok(store.save(learner.step_count(), &payload)?)
+        };
+
         let bar = ProgressBar::new(c.train.steps);
+        bar.set_position(start_step);
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta}] {msg}")
                 .expect("valid template"),
         );
-        let summary = train(&mut learner, &mut batches, c.train.steps, |_, info| {
-            let ips = info.frames as f64 / info.elapsed.as_secs_f64().max(1e-9);
+        // indicatif drops `println` when its bar is hidden (stderr not a terminal): say it anyway.
+        let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
+        let steps_per_epoch = loader.steps_per_epoch();
+        let mut guard = CollapseGuard::new(0.1, 3);
+        let mut window = (0.0f64, 0u64, 0usize, Duration::ZERO); // loss sum, steps, frames, time
+        let mut last_ckpt = (start_step, Instant::now());
+        let run_start = Instant::now();
+        let mut failure: Option<anyhow::Error> = None;
+        let base_frames = frames_seen;
+        let summary = train(&mut learner, &mut loader, c.train.steps, |learner, loader, info| {
+            let step = learner.step_count();
+            window.0 += info.stats.loss;
+            window.1 += 1;
+            window.2 += info.frames;
+            window.3 += info.elapsed;
+            let ips = window.2 as f64 / window.3.as_secs_f64().max(1e-9);
             bar.set_message(format!("loss {:.4}  {:.1} img/s", info.stats.loss, ips));
-            bar.inc(1);
-            Ok(Control::Continue)
+            bar.set_position(step);
+            let mut stop = interrupted.load(Ordering::SeqCst);
+
+            if step % c.train.log_every == 0 || step == c.train.steps {
+                let mut record = LogRecord {
+                    step,
+                    epoch: steps_per_epoch.map_or(0, |e| step / e.max(1)),
+                    loss: window.0 / window.1.max(1) as f64,
+                    images_per_sec: ips,
+                    lr: c.optim.lr,
+                    wall_secs: train_secs + run_start.elapsed().as_secs_f64(),
+                    ..Default::default()
+                };
+                let wp = learner.predictor_matrix();
+                let z = learner.last_outputs();
+                let d = c.model.dim;
+                match MonitorSnapshot::measure(&learner.correlation.matrix, wp.as_deref(), d, d.min(16), Some((z, z.len() / d))) {
+                    Ok(snapshot) => snapshot.fill(&mut record, step % (c.train.log_every * 10) == 0 || step == c.train.steps),
+                    Err(e) => tracing::warn!("monitors skipped at step {step}: {e}"),
+                }
+                if let Some(knn) = &knn {
+                    if step % args.knn_every == 0 || step == c.train.steps {
+                        match knn.accuracy(learner) {
+                            Ok(acc) => record.knn_top1 = Some(acc),
+                            Err(e) => tracing::warn!("kNN skipped at step {step}: {e}"),
+                        }
+                    }
+                }
+                match guard.observe_record(&record) {
+                    GuardDecision::Continue => {}
+                    GuardDecision::Warn(msg) => say(format!("warning: {msg}")),
+                    GuardDecision::Stop(msg) if args.stop_on_collapse => {
+                        failure = Some(anyhow::anyhow!("stopped at step {step}: {msg}"));
+                        stop = true;
+                    }
+                    GuardDecision::Stop(msg) => say(format!("warning: {msg} (--stop-on-collapse would stop here)")),
+                }
+                let knn_text = record.knn_top1.map_or(String::new(), |k| format!(", kNN {:.2} %", 100.0 * k));
+                say(format!(
+                    "step {step}: loss {:.4}, {:.1} img/s, collapse std {:.3}{}{knn_text}",
+                    record.loss,
+                    ips,
+                    record.collapse_std.unwrap_or(f64::NAN),
+                    record.alignment_mean.map_or(String::new(), |a| format!(", alignment {a:.3}")),
+                ));
+                log.write(&record).map_err(|e| TrainError::Stopped(format!("{e:#}")))?;
+                window = (0.0, 0, 0, Duration::ZERO);
+            }
+
+            let by_steps = args.checkpoint_every > 0 && step - last_ckpt.0 >= args.checkpoint_every;
+            let by_time = args.checkpoint_secs > 0 && last_ckpt.1.elapsed().as_secs() >= args.checkpoint_secs;
+            if by_steps || by_time || stop {
+                let frames = base_frames + (step - start_step) * c.train.batch as u64;
+                checkpoint(learner, loader, frames, train_secs + run_start.elapsed().as_secs_f64())
+                    .map_err(|e| TrainError::Stopped(format!("checkpoint at step {step} failed: {e:#}")))?;
+                last_ckpt = (step, Instant::now());
+            }
+            Ok(if stop { Control::Stop } else { Control::Continue })
         })?;
-        bar.finish();
+        bar.finish_and_clear();
+        frames_seen += summary.frames;
+        train_secs += summary.elapsed.as_secs_f64();
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        let final_ckpt = if learner.step_count() != last_ckpt.0 || learner.step_count() == start_step {
+            checkpoint(&learner, &loader, frames_seen, train_secs)?
+        } else {
+            store.path_for(learner.step_count())
+        };
+        let peak = crate::memory::peak_rss_bytes();
         eprintln!(
-            "done: {} steps, {:.1} img/s, last loss {:.4} (mean of recent {:.4}), peak RSS {}",
+            "trained {} steps ({} this run, {:.1} img/s, {:.1} min), loss {:.4} (recent mean {:.4}), peak RSS {}",
+            learner.step_count(),
             summary.steps,
             summary.frames_per_sec(),
+            summary.elapsed.as_secs_f64() / 60.0,
             summary.last_loss,
             summary.recent_loss,
-            crate::memory::peak_rss_bytes()
-                .map_or("n/a".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
+            peak.map_or("n/a".into(), mib)
         );
+        if interrupted.load(Ordering::SeqCst) {
+            eprintln!("interrupted: checkpoint {} written; continue with --resume", final_ckpt.display());
+            return Ok(());
+        }
+
+        // Export the trunk (f32 or f16) in edgessl's format and as safetensors.
+        let encoder = learner.online().encoder.valid();
+        let trunk_config = c.model.trunk_config();
+        let info = ExportInfo {
+            trunk: &trunk_config,
+            trunk_name: &format!("{:?}", c.model.trunk).to_lowercase(),
+            augment: &augment,
+            method: c.method.label(),
+            steps: learner.step_count(),
+            data: data_description.clone(),
+        };
+        let export = encoder_export(&encoder, false, &info, args.export_precision.into())?;
+        let export_path = out.join("encoder.edgessl");
+        export.save(&export_path)?;
+        let st_path = out.join("encoder.safetensors");
+        write_safetensors(&st_path, &export)?;
+
+        // Evaluate the frozen trunk when the data has labels.
+        let mut eval_path = None;
+        if labelled && !args.no_eval {
+            eprintln!("evaluating: kNN and a {}-epoch linear probe on frozen features", args.probe_epochs);
+            let train_images = LabelledImages::load(&args.data, Split::Train, &cache, &augment, args.eval_train)?;
+            let test_images = LabelledImages::load(&args.data, Split::Test, &cache, &augment, args.eval_test)?;
+            let dim = trunk_config.out_dim();
+            let inner = learner.online().encoder.trunk.valid();
+            let train_f = trunk_features(&inner, &train_images, 256, &device);
+            let test_f = trunk_features(&inner, &test_images, 256, &device);
+            let report = evaluate(
+                &c.method.label(),
+                &train_f,
+                &train_images.labels,
+                &test_f,
+                &test_images.labels,
+                dim,
+                args.probe_epochs,
+                c.train.seed,
+            )?;
+            eprintln!("{}", report.summary());
+            let path = out.join("eval.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eval_path = Some(path);
+        }
+        eprintln!("files:");
+        eprintln!("  config      {}", out.join("config.toml").display());
+        eprintln!("  log         {}", out.join("log.jsonl").display());
+        eprintln!("  checkpoint  {}", final_ckpt.display());
+        eprintln!("  encoder     {} (+ .card.toml)", export_path.display());
+        eprintln!("  safetensors {}", st_path.display());
+        if let Some(p) = eval_path {
+            eprintln!("  evaluation  {}", p.display());
+        }
         Ok(())
     }
 }
 
 /// Run a pretraining job.
 pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
-    let config = args.train.resolve()?;
+    let cache = args.cache.clone().unwrap_or_else(default_cache_dir);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out {}: cannot create the folder", args.out.display()))?;
+    let mut config = args.train.resolve()?;
+    let mut resume = None;
+    if args.resume {
+        let store = CheckpointStore::open(args.out.join("checkpoints"), args.keep.max(1))?;
+        let recovery = store.latest_valid::<RunCheckpoint>()?;
+        for skipped in &recovery.skipped {
+            eprintln!("warning: skipping checkpoint of step {}: {}", skipped.step, skipped.error);
+        }
+        match recovery.loaded {
+            Some(loaded) => {
+                eprintln!("resuming from {} (step {})", loaded.path.display(), loaded.step);
+                let ckpt: RunCheckpoint = loaded.value;
+                // The checkpoint's config is the run's; only its length can be extended.
+                let steps = args.train.steps.unwrap_or(ckpt.config.train.steps);
+                config = ckpt.config.clone();
+                config.train.steps = steps;
+                resume = Some(ckpt);
+            }
+            None => eprintln!("--resume: no checkpoint in {} verifies; starting fresh", args.out.display()),
+        }
+    }
     std::fs::write(args.out.join("config.toml"), config.to_toml())
         .with_context(|| format!("--out {}: cannot write config.toml", args.out.display()))?;
     crate::runtime::set_threads(config.train.threads)?;
-    run_on(config.train.backend, PretrainTask { config })?
+    let backend = config.train.backend;
+    run_on(backend, PretrainTask { config, args, cache, resume })?
 }

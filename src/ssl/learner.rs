@@ -101,6 +101,8 @@ pub struct Learner<B: AutodiffBackend> {
     predictor_optim: Sgd2<B>,
     step: u64,
     device: B::Device,
+    /// Projector outputs of the last step (both views, `2B x dim`), for collapse monitors.
+    last_outputs: Vec<f32>,
 }
 
 fn sgd<B: AutodiffBackend>(optim: &OptimConfig) -> Sgd2<B> {
@@ -142,6 +144,7 @@ impl<B: AutodiffBackend> Learner<B> {
             predictor_optim: sgd(optim),
             step: 0,
             device: device.clone(),
+            last_outputs: Vec::new(),
         })
     }
 
@@ -192,6 +195,11 @@ impl<B: AutodiffBackend> Learner<B> {
         self.rule.trains()
     }
 
+    /// Projector outputs of the last step, row-major `2B x dim` (empty before the first step).
+    pub fn last_outputs(&self) -> &[f32] {
+        &self.last_outputs
+    }
+
     /// Ids of every parameter the optimisers hold state (momentum buffers) for.
     pub fn optimizer_state_ids(&self) -> Vec<burn::module::ParamId> {
         let mut ids: Vec<_> = self.encoder_optim.to_record().into_keys().collect();
@@ -239,6 +247,8 @@ impl<B: AutodiffBackend> Learner<B> {
         let z_host = z.clone().detach().into_data().convert::<f32>();
         let z_host = z_host.as_slice::<f32>().expect("f32 data after convert");
         self.correlation.update(z_host, 2 * batch.batch);
+        self.last_outputs.clear();
+        self.last_outputs.extend_from_slice(z_host);
 
         // 3. Prediction with the current Wp, the target, the loss and its gradients.
         let p = online.predict(z.clone());
