@@ -69,10 +69,10 @@ pub struct TrainFlags {
     #[arg(long, value_enum)]
     pub predictor: Option<PredictorKind>,
     /// DirectPred/DirectCopy: EMA factor of F.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rho: Option<f64>,
     /// DirectPred/DirectCopy: ε added to the predictor's eigenvalues / diagonal.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub eps: Option<f64>,
     /// DirectPred/DirectCopy: set Wp every N steps.
     #[arg(long)]
@@ -81,22 +81,22 @@ pub struct TrainFlags {
     #[arg(long)]
     pub symmetric: bool,
     /// Trained predictor's learning rate relative to the encoder's.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha_p: Option<f64>,
     /// Target EMA momentum (0 = SimSiam).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub ema: Option<f64>,
     /// Ablation: let gradients flow through the target branch.
     #[arg(long)]
     pub no_stop_gradient: bool,
     /// SGD learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// SGD momentum.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub sgd_momentum: Option<f64>,
     /// Weight decay.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Trunk architecture.
     #[arg(long, value_enum)]
