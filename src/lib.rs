@@ -5,6 +5,7 @@
 //! → step ([`train`]) → checkpoint ([`checkpoint`]) → export ([`export`]).
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod data;
 pub mod export;
 pub mod memory;
 pub mod model;
+pub mod profile;
 pub mod runtime;
 pub mod ssl;
 pub mod train;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod bench;
 pub mod pretrain;
 
 /// On-device self-supervised pretraining of compact image encoders.
@@ -17,6 +18,8 @@ pub struct Cli {
 enum Command {
     /// Pretrain an encoder with BYOL, SimSiam, DirectPred or DirectCopy.
     Pretrain(pretrain::PretrainArgs),
+    /// Benchmarks: memory per method, largest batch for a budget, throughput.
+    Bench(bench::BenchArgs),
 }
 
 /// Parse the command line, run the subcommand, and turn errors into a message and exit code 1.
@@ -24,6 +27,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pretrain(args) => pretrain::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
