@@ -27,7 +27,7 @@ fn tiny(predictor: PredictorKind) -> TrainConfig {
 fn memory_child_reports_parseable_json_after_real_steps() {
     for predictor in [PredictorKind::Mlp, PredictorKind::Directpred] {
         let c = tiny(predictor);
-        let r = spawn_child_with(Path::new(EXE), &c).unwrap();
+        let r = spawn_child_with(Path::new(EXE), &c, None).unwrap();
         assert_eq!(r.method, c.method.label());
         assert_eq!((r.batch, r.steps), (4, 2));
         assert!(r.baseline_hwm_bytes > 0, "VmHWM is readable on Linux");

@@ -118,18 +118,27 @@ pub fn child_args(config: &TrainConfig) -> anyhow::Result<Vec<String>> {
 }
 
 /// Re-execute this binary as a memory child for `config` and parse its report.
-pub fn spawn_child(config: &TrainConfig) -> anyhow::Result<ChildReport> {
+/// `mmap_threshold` (glibc) is passed to the child as `MALLOC_MMAP_THRESHOLD_`.
+pub fn spawn_child(
+    config: &TrainConfig,
+    mmap_threshold: Option<u64>,
+) -> anyhow::Result<ChildReport> {
     let exe = std::env::current_exe().context("cannot locate the running edgessl binary")?;
-    spawn_child_with(&exe, config)
+    spawn_child_with(&exe, config, mmap_threshold)
 }
 
 /// [`spawn_child`] with an explicit binary (tests pass `CARGO_BIN_EXE_edgessl`).
 pub fn spawn_child_with(
     exe: &std::path::Path,
     config: &TrainConfig,
+    mmap_threshold: Option<u64>,
 ) -> anyhow::Result<ChildReport> {
-    let output = Command::new(exe)
-        .args(child_args(config)?)
+    let mut cmd = Command::new(exe);
+    cmd.args(child_args(config)?);
+    if let Some(t) = mmap_threshold {
+        cmd.env("MALLOC_MMAP_THRESHOLD_", t.to_string());
+    }
+    let output = cmd
         .output()
         .with_context(|| format!("cannot run {}", exe.display()))?;
     if !output.status.success() {

@@ -21,9 +21,10 @@ pub struct MemoryRow {
 }
 
 impl MemoryRow {
-    /// Run the child for `config` and account for it.
-    pub fn measure(config: &TrainConfig) -> anyhow::Result<Self> {
-        let measured = spawn_child(config)?;
+    /// Run the child for `config` and account for it; `mmap_threshold` sets glibc's
+    /// `MALLOC_MMAP_THRESHOLD_` in the child (see `bench memory --mmap-threshold`).
+    pub fn measure(config: &TrainConfig, mmap_threshold: Option<u64>) -> anyhow::Result<Self> {
+        let measured = spawn_child(config, mmap_threshold)?;
         let predicted = estimate(
             &config.model,
             &config.method,
