@@ -356,6 +356,9 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
     if a.steps == 0 {
         anyhow::bail!("--steps 0: time at least one step");
     }
+    if a.roof_n < 16 {
+        anyhow::bail!("--roof-n {}: use at least 16 (1024 or more measures the roof)", a.roof_n);
+    }
     crate::runtime::set_threads(base.train.threads)?;
     println!("# bench throughput: {}\n", shape_line(&base));
     let mut results = Vec::new();
@@ -472,7 +475,7 @@ fn budget(a: BudgetArgs) -> anyhow::Result<()> {
     let mut t = Table::new(["method", "largest batch", "predicted MiB", "at batch 2 MiB"]);
     for c in &configs {
         let label = c.method.label();
-        match largest_batch(c, budget_mib * 1024 * 1024, baseline) {
+        match largest_batch(c, budget_mib.saturating_mul(1024 * 1024), baseline) {
             Ok(b) => {
                 let at = estimate(&c.model, &c.method, &c.optim, b, baseline).total();
                 let at2 = estimate(&c.model, &c.method, &c.optim, 2, baseline).total();
