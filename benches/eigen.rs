@@ -64,5 +64,10 @@ fn eigen(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, eigen);
+criterion_group! {
+    name = benches;
+    // No plots: plotters' SVG text rendering fails on machines without the fonts it expects.
+    config = Criterion::default().without_plots();
+    targets = eigen
+}
 criterion_main!(benches);
