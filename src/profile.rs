@@ -210,6 +210,49 @@ pub enum ProfileError {
     },
 }
 
+/// Write the keys of `overrides` (tables `model`, `method`, `optim`, `train`, as in a TrainConfig
+/// TOML file) into `config`, leaving every other key as it is. `path` names the source in
+/// errors. The same merge serves a config file layered on top of a profile: parse the file
+/// into a `toml::Table` and apply it after the profile.
+pub fn apply_overrides(
+    config: &mut TrainConfig,
+    overrides: &toml::Table,
+    path: &Path,
+) -> Result<(), ProfileError> {
+    let parse_err = |message: String| ProfileError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut merged = toml::Table::try_from(&*config).map_err(|e| parse_err(e.to_string()))?;
+    for (section, values) in overrides {
+        let Some(values) = values.as_table() else {
+            return Err(parse_err(format!(
+                "`{section}` must be a table ([{section}])"
+            )));
+        };
+        let slot = merged
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(slot) = slot.as_table_mut() else {
+            return Err(parse_err(format!(
+                "[{section}] is not a table in the config"
+            )));
+        };
+        for (k, v) in values {
+            slot.insert(k.clone(), v.clone());
+        }
+    }
+    match merged.clone().try_into::<TrainConfig>() {
+        Ok(c) => {
+            *config = c;
+            Ok(())
+        }
+        Err(e) => Err(parse_err(
+            section_error(&merged).unwrap_or_else(|| e.to_string()),
+        )),
+    }
+}
+
 /// The first section of `merged` that does not deserialise, as `in [section]: message`
 /// (the whole-config error does not say which table the bad key is in).
 fn section_error(merged: &toml::Table) -> Option<String> {
@@ -379,37 +422,7 @@ impl DeviceProfile {
 
     /// Write the profile's overrides into `config` (only the keys the profile gives).
     pub fn apply(&self, config: &mut TrainConfig) -> Result<(), ProfileError> {
-        let parse_err = |message: String| ProfileError::Parse {
-            path: self.path.clone(),
-            message,
-        };
-        let current = toml::Table::try_from(&*config).map_err(|e| parse_err(e.to_string()))?;
-        let mut merged = current;
-        for (section, values) in &self.overrides {
-            let Some(values) = values.as_table() else {
-                continue;
-            };
-            let slot = merged
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let Some(slot) = slot.as_table_mut() else {
-                return Err(parse_err(format!(
-                    "[{section}] is not a table in the config"
-                )));
-            };
-            for (k, v) in values {
-                slot.insert(k.clone(), v.clone());
-            }
-        }
-        match merged.clone().try_into::<TrainConfig>() {
-            Ok(c) => {
-                *config = c;
-                Ok(())
-            }
-            Err(e) => Err(parse_err(
-                section_error(&merged).unwrap_or_else(|| e.to_string()),
-            )),
-        }
+        apply_overrides(config, &self.overrides, &self.path)
     }
 
     /// The defaults with this profile applied (not validated: see [`TrainConfig::validate`]).
