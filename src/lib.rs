@@ -5,6 +5,7 @@
 //! → step ([`train`]) → checkpoint ([`checkpoint`]) → export ([`export`]).
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod memory;
 pub mod model;
 pub mod monitor;
 pub mod plot;
+pub mod profile;
 pub mod run;
 pub mod runtime;
 pub mod ssl;

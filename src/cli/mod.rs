@@ -10,6 +10,7 @@ pub mod export;
 pub mod inspect;
 pub mod model_source;
 pub mod plot;
+pub mod bench;
 pub mod pretrain;
 pub mod theory;
 
@@ -39,6 +40,8 @@ enum Command {
     Theory(theory::TheoryArgs),
     /// Draw figures from a training log (loss, kNN, alignment, collapse, spectra).
     Plot(plot::PlotArgs),
+    /// Benchmarks: memory per method, largest batch for a budget, throughput.
+    Bench(bench::BenchArgs),
 }
 
 /// Parse the command line, run the subcommand, and turn errors into a message and exit code 1.
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Theory(args) => theory::run(args),
         Command::Plot(args) => plot::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ use crate::data::{
 use crate::eval::{KnnConfig, LabeledFeatures, knn_classify};
 use crate::export::{Precision, write_safetensors};
 use crate::model::TrunkKind;
+use crate::profile::DeviceProfile;
 use crate::monitor::{CollapseGuard, GuardDecision, LogRecord, LogWriter, MonitorSnapshot};
 use crate::run::RunCheckpoint;
 use crate::run::encoder::{ExportInfo, encoder_export};
@@ -59,7 +60,16 @@ impl MethodPreset {
 /// Flags that override the config file (which overrides the defaults).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TrainFlags {
-    /// TOML config file (see models/ and firmware-config/ for examples).
+    /// Device profile: a name in firmware-config/ (e.g. jetson-orin-nano, raspberry-pi-5) or a
+    /// path; `none` for the built-in defaults. Default: generic-cpu when firmware-config/ is
+    /// found. A config file and flags override the profile.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// Use the largest batch that fits the profile's memory budget (from the accounting model
+    /// of `edgessl bench memory`); refuses when even batch 2 does not fit.
+    #[arg(long)]
+    pub fit_batch: bool,
+    /// TOML config file (see models/ for examples).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Method preset (sets predictor and target rule).
@@ -137,12 +147,32 @@ pub struct TrainFlags {
 }
 
 impl TrainFlags {
-    /// Defaults, then the config file, then these flags; validated.
+    /// The device profile in effect, if any.
+    pub fn device_profile(&self) -> anyhow::Result<Option<DeviceProfile>> {
+        match self.profile.as_deref() {
+            Some("none") => Ok(None),
+            Some(name) => Ok(Some(DeviceProfile::load(name)?)),
+            None => Ok(DeviceProfile::load("generic-cpu").ok()),
+        }
+    }
+
+    /// Defaults, then the device profile, then the config file, then these flags; validated.
     pub fn resolve(&self) -> anyhow::Result<TrainConfig> {
-        let mut c = match &self.config {
-            Some(path) => TrainConfig::load(path)?,
-            None => TrainConfig::default(),
-        };
+        let mut c = TrainConfig::default();
+        let profile = self.device_profile()?;
+        if let Some(profile) = &profile {
+            profile.apply(&mut c)?;
+        }
+        if let Some(path) = &self.config {
+            // Parse strictly first (unknown keys and bad types name the file), then layer only
+            // the keys the file gives over the profile.
+            TrainConfig::load(path)?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--config {}: cannot read", path.display()))?;
+            let table: toml::Table =
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            crate::profile::apply_overrides(&mut c, &table, path)?;
+        }
         if let Some(m) = self.method {
             m.apply(&mut c);
         }
@@ -171,6 +201,23 @@ impl TrainFlags {
             c.method.stop_gradient = false;
         }
         c.validate()?;
+        if self.fit_batch {
+            let Some(profile) = &profile else {
+                anyhow::bail!("--fit-batch needs a --profile with a memory budget");
+            };
+            let batch = crate::bench::budget::largest_batch(
+                &c,
+                profile.budget_bytes(),
+                crate::bench::accounting::DEFAULT_BASELINE_BYTES,
+            )
+            .map_err(|e| anyhow::anyhow!("--fit-batch with profile {}: {e}", profile.name))?;
+            eprintln!(
+                "--fit-batch: batch {batch} is the largest that fits {} MiB for {}",
+                profile.meta.memory_budget_mib,
+                c.method.label()
+            );
+            c.train.batch = batch;
+        }
         if !c.method.stop_gradient && c.method.momentum > 0.0 {
             tracing::warn!(
                 "no stop-gradient: the target branch is the online network itself, so the EMA momentum {} is not used",
@@ -217,12 +264,13 @@ pub struct PretrainArgs {
     /// Cache folder for fetched data (default: $EDGESSL_CACHE or ./.cache/edgessl).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
-    /// Write a checkpoint every N steps (0 = only at the end).
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub checkpoint_every: u64,
-    /// Also write a checkpoint when this many seconds have passed since the last (0 = off).
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub checkpoint_secs: u64,
+    /// Write a checkpoint every N steps (0 = only at the end; default: the profile's, or 100).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<u64>,
+    /// Also write a checkpoint when this many seconds have passed since the last (0 = off;
+    /// default: the profile's).
+    #[arg(long, value_name = "SECS")]
+    pub checkpoint_secs: Option<u64>,
     /// Checkpoints to keep.
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub keep: usize,
@@ -231,26 +279,26 @@ pub struct PretrainArgs {
     pub resume: bool,
     /// kNN accuracy on a held split of the training data every N steps (0 = off), when the
     /// data has labels.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 50)]
     pub knn_every: u64,
     /// Images of the training split used for the periodic kNN (80 % bank, 20 % queries).
-    #[arg(long, value_name = "N", default_value_t = 5000)]
+    #[arg(long, value_name = "N", default_value_t = 2000)]
     pub knn_samples: usize,
     /// Final evaluation: epochs of the linear probe (0 = kNN only).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub probe_epochs: usize,
-    /// Final evaluation: at most this many training images (default: all).
-    #[arg(long, value_name = "N")]
-    pub eval_train: Option<usize>,
+    /// Final evaluation: at most this many training images (kNN bank and probe training set).
+    #[arg(long, value_name = "N", default_value_t = 20000)]
+    pub eval_train: usize,
     /// Final evaluation: at most this many test images (default: all).
     #[arg(long, value_name = "N")]
     pub eval_test: Option<usize>,
     /// Skip the final evaluation.
     #[arg(long)]
     pub no_eval: bool,
-    /// Precision of the exported encoder.
-    #[arg(long, value_enum, default_value = "f32")]
-    pub export_precision: ExportPrecision,
+    /// Precision of the exported encoder (default: the profile's, or f32).
+    #[arg(long, value_enum)]
+    pub export_precision: Option<ExportPrecision>,
     /// Stop the run (with an error) when the representation collapses.
     #[arg(long)]
     pub stop_on_collapse: bool,
@@ -272,6 +320,9 @@ pub fn augment_for(config: &TrainConfig, preset: Option<&str>) -> anyhow::Result
 
 struct PretrainTask {
     config: TrainConfig,
+    checkpoint_every: u64,
+    checkpoint_secs: u64,
+    precision: Precision,
     args: PretrainArgs,
     cache: PathBuf,
     resume: Option<RunCheckpoint>,
@@ -304,7 +355,7 @@ impl BackendTask for PretrainTask {
     type Output = anyhow::Result<()>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, kind: BackendKind) -> anyhow::Result<()> {
-        let Self { config: c, args, cache, resume } = self;
+        let Self { config: c, args, cache, resume, checkpoint_every, checkpoint_secs, precision } = self;
         let out = &args.out;
         let augment = match &resume {
             Some(ckpt) => ckpt.augment.clone(),
@@ -445,8 +496,8 @@ impl BackendTask for PretrainTask {
                 window = (0.0, 0, 0, Duration::ZERO);
             }
 
-            let by_steps = args.checkpoint_every > 0 && step - last_ckpt.0 >= args.checkpoint_every;
-            let by_time = args.checkpoint_secs > 0 && last_ckpt.1.elapsed().as_secs() >= args.checkpoint_secs;
+            let by_steps = checkpoint_every > 0 && step - last_ckpt.0 >= checkpoint_every;
+            let by_time = checkpoint_secs > 0 && last_ckpt.1.elapsed().as_secs() >= checkpoint_secs;
             if by_steps || by_time || stop {
                 let frames = base_frames + (step - start_step) * c.train.batch as u64;
                 checkpoint(learner, loader, frames, train_secs + run_start.elapsed().as_secs_f64())
@@ -493,7 +544,7 @@ impl BackendTask for PretrainTask {
             steps: learner.step_count(),
             data: data_description.clone(),
         };
-        let export = encoder_export(&encoder, false, &info, args.export_precision.into())?;
+        let export = encoder_export(&encoder, false, &info, precision)?;
         let export_path = out.join("encoder.edgessl");
         export.save(&export_path)?;
         let st_path = out.join("encoder.safetensors");
@@ -503,7 +554,7 @@ impl BackendTask for PretrainTask {
         let mut eval_path = None;
         if labelled && !args.no_eval {
             eprintln!("evaluating: kNN and a {}-epoch linear probe on frozen features", args.probe_epochs);
-            let train_images = LabelledImages::load(&args.data, Split::Train, &cache, &augment, args.eval_train)?;
+            let train_images = LabelledImages::load(&args.data, Split::Train, &cache, &augment, Some(args.eval_train))?;
             let test_images = LabelledImages::load(&args.data, Split::Test, &cache, &augment, args.eval_test)?;
             let dim = trunk_config.out_dim();
             let inner = learner.online().encoder.trunk.valid();
@@ -567,6 +618,18 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
     std::fs::write(args.out.join("config.toml"), config.to_toml())
         .with_context(|| format!("--out {}: cannot write config.toml", args.out.display()))?;
     crate::runtime::set_threads(config.train.threads)?;
+    let profile = args.train.device_profile()?;
+    if let Some(p) = &profile {
+        eprintln!("profile {} ({})", p.name, p.path.display());
+    }
+    let meta = profile.as_ref().map(|p| &p.meta);
+    let checkpoint_every = args.checkpoint_every.or(meta.and_then(|m| m.checkpoint_every_steps)).unwrap_or(100);
+    let checkpoint_secs = args.checkpoint_secs.or(meta.and_then(|m| m.checkpoint_every_secs)).unwrap_or(0);
+    let precision = match (args.export_precision, meta.map(|m| m.export_precision)) {
+        (Some(p), _) => p.into(),
+        (None, Some(crate::profile::ExportPrecision::F16)) => Precision::F16,
+        _ => Precision::F32,
+    };
     let backend = config.train.backend;
-    run_on(backend, PretrainTask { config, args, cache, resume })?
+    run_on(backend, PretrainTask { config, args, cache, resume, checkpoint_every, checkpoint_secs, precision })?
 }

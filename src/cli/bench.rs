@@ -1,0 +1,489 @@
+//! `edgessl bench`: memory per method (measured in child processes, next to the accounting
+//! model), the largest batch for a memory budget, and training throughput vs an sgemm roof
+//! and the PyTorch peer.
+
+use crate::backend::BackendKind;
+use crate::bench::accounting::{DEFAULT_BASELINE_BYTES, estimate};
+use crate::bench::budget::largest_batch;
+use crate::bench::child::run_child;
+use crate::bench::memory::{MemoryRow, breakdown_table, measured_table};
+use crate::bench::pytorch::{PytorchReport, find_script, run_reference, torch_version};
+use crate::bench::table::{Table, mib};
+use crate::bench::throughput::{BackendThroughput, ThroughputTask, measure, throughput_table};
+use crate::cli::pretrain::MethodPreset;
+use crate::config::TrainConfig;
+use crate::model::TrunkKind;
+use crate::profile::DeviceProfile;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Options of `edgessl bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Peak RSS of K real training steps per method, each in a fresh process, next to the
+    /// accounting model (parameters, gradients, optimizer, target, predictor, F, activations).
+    Memory(MemoryArgs),
+    /// Internal: one memory measurement (run by `bench memory` in a child process).
+    #[command(hide = true)]
+    MemoryChild(ChildArgs),
+    /// Training images/s per method and backend, GFLOP/s, fraction of an sgemm roof.
+    Throughput(ThroughputArgs),
+    /// The largest batch per method that fits a memory budget (from the accounting model).
+    Budget(BudgetArgs),
+}
+
+/// The shape every method is benchmarked at: defaults < `--profile` < these flags.
+#[derive(Debug, Clone, Args)]
+struct ShapeFlags {
+    /// Device profile (name in firmware-config/ or a path) to start from.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Methods, comma-separated: byol (2-layer MLP), linear (trained), simsiam (MLP, momentum
+    /// 0), directpred, directcopy.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "byol,linear,simsiam,directpred,directcopy"
+    )]
+    methods: Vec<MethodPreset>,
+    /// Trunk architecture.
+    #[arg(long, value_enum)]
+    trunk: Option<TrunkKind>,
+    /// Trunk base width.
+    #[arg(long)]
+    width: Option<usize>,
+    /// Blocks per stage (compact trunk).
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// Input size in pixels (square).
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Input channels (1 or 3).
+    #[arg(long)]
+    in_channels: Option<usize>,
+    /// Projector hidden width.
+    #[arg(long)]
+    projector_hidden: Option<usize>,
+    /// Projector output width d (size of F and the linear predictors).
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Hidden width of the BYOL/SimSiam predictor (4096 is BYOL's ImageNet head).
+    #[arg(long)]
+    predictor_hidden: Option<usize>,
+    /// Frames per batch (each gives two views).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// CPU threads (0 = all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of weights and synthetic data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl ShapeFlags {
+    /// The shared config (method still the base one) and the profile, if any.
+    fn base(&self) -> anyhow::Result<(TrainConfig, Option<DeviceProfile>)> {
+        let mut c = TrainConfig::default();
+        let profile = self
+            .profile
+            .as_deref()
+            .map(DeviceProfile::load)
+            .transpose()?;
+        if let Some(p) = &profile {
+            p.apply(&mut c)?;
+        }
+        macro_rules! set {
+            ($($flag:ident => $($field:ident).+),* $(,)?) => {
+                $(if let Some(v) = self.$flag { c.$($field).+ = v; })*
+            };
+        }
+        set!(trunk => model.trunk, width => model.width, blocks => model.blocks,
+             image_size => model.image_size, in_channels => model.in_channels,
+             projector_hidden => model.projector_hidden, dim => model.dim,
+             predictor_hidden => method.predictor_hidden, batch => train.batch,
+             threads => train.threads);
+        c.train.seed = self.seed;
+        Ok((c, profile))
+    }
+
+    /// One config per requested method, validated.
+    fn configs(&self, base: &TrainConfig) -> anyhow::Result<Vec<TrainConfig>> {
+        if self.methods.is_empty() {
+            anyhow::bail!("--methods: give at least one method");
+        }
+        self.methods
+            .iter()
+            .map(|m| {
+                let mut c = base.clone();
+                // Each preset starts from the same target momentum (SimSiam sets 0).
+                m.apply(&mut c);
+                c.validate().with_context(|| format!("--methods {m:?}"))?;
+                Ok(c)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Args)]
+struct MemoryArgs {
+    #[command(flatten)]
+    shape: ShapeFlags,
+    /// Backend (CPU backends give host RSS; GPU memory is not in RSS).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// Training steps per child before VmHWM is read.
+    #[arg(long, default_value_t = 3)]
+    steps: u64,
+    /// glibc only: run the children with a fixed mmap threshold (`MALLOC_MMAP_THRESHOLD_`), so
+    /// every feature map is its own mapping and is returned on free. glibc's default dynamic
+    /// threshold serves maps below 32 MiB from the heap, where fragmentation can add tens of MiB
+    /// to the peak; compare both to see the allocator's share.
+    #[arg(long, value_name = "BYTES")]
+    mmap_threshold: Option<u64>,
+    /// Also write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ChildArgs {
+    /// The full training config as JSON (written by the parent).
+    #[arg(long)]
+    config_json: String,
+}
+
+#[derive(Debug, Args)]
+struct ThroughputArgs {
+    #[command(flatten)]
+    shape: ShapeFlags,
+    /// Backends, comma-separated (compiled ones only).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backends: Vec<BackendKind>,
+    /// Untimed warm-up steps per method.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Timed steps per method.
+    #[arg(long, default_value_t = 5)]
+    steps: u64,
+    /// Size n of the n x n sgemm that measures the roof.
+    #[arg(long, default_value_t = 1024)]
+    roof_n: usize,
+    /// Also run benches/pytorch_reference.py per method and print the ratio.
+    #[arg(long)]
+    pytorch: bool,
+    /// Python interpreter with torch (default: $EDGESSL_PYTHON, else python3).
+    #[arg(long)]
+    python: Option<String>,
+    /// Also write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct BudgetArgs {
+    #[command(flatten)]
+    shape: ShapeFlags,
+    /// Memory budget in MiB (default: the profile's memory_budget_mib).
+    #[arg(long)]
+    budget_mib: Option<u64>,
+    /// Process baseline in MiB (binary, libraries, allocator) to add; default: measured on
+    /// the reference box.
+    #[arg(long)]
+    baseline_mib: Option<f64>,
+}
+
+/// Run `edgessl bench ...`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Memory(a) => memory(a),
+        BenchCommand::MemoryChild(a) => child(a),
+        BenchCommand::Throughput(a) => throughput(a),
+        BenchCommand::Budget(a) => budget(a),
+    }
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("cannot serialise the results")?;
+    std::fs::write(path, text)
+        .with_context(|| format!("--json {}: cannot write", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn shape_line(c: &TrainConfig) -> String {
+    let m = &c.model;
+    format!(
+        "{:?} trunk width {} ({} block/stage), {}x{}x{} input, projector {}→{}, predictor hidden {}, batch {} (2x{} images), {} threads",
+        m.trunk,
+        m.width,
+        m.blocks,
+        m.image_size,
+        m.image_size,
+        m.in_channels,
+        m.projector_hidden,
+        m.dim,
+        c.method.predictor_hidden,
+        c.train.batch,
+        c.train.batch,
+        if c.train.threads == 0 { "all".to_string() } else { c.train.threads.to_string() }
+    )
+    .to_lowercase()
+}
+
+#[derive(Serialize)]
+struct MemoryReport<'a> {
+    shape: String,
+    backend: BackendKind,
+    steps: u64,
+    mmap_threshold: Option<u64>,
+    rows: &'a [MemoryRow],
+    notes: Vec<String>,
+}
+
+fn memory(a: MemoryArgs) -> anyhow::Result<()> {
+    let (mut base, _) = a.shape.base()?;
+    if let Some(b) = a.backend {
+        base.train.backend = b;
+    }
+    base.train.steps = a.steps.max(1);
+    let configs = a.shape.configs(&base)?;
+    println!("# bench memory: {}\n", shape_line(&base));
+    println!(
+        "backend {}, {} steps per method, one fresh process per method\n",
+        base.train.backend, base.train.steps
+    );
+    let mut rows = Vec::new();
+    for c in &configs {
+        eprintln!("measuring {} ...", c.method.label());
+        rows.push(MemoryRow::measure(c, a.mmap_threshold)?);
+    }
+    println!("{}", measured_table(&rows));
+    println!("## accounting (MiB)\n\n{}", breakdown_table(&rows));
+    let mut notes = vec![
+        "Measured peak = VmHWM of the child after the steps; baseline = VmHWM of the child before \
+         any model existed (binary, libraries, allocator); 'before step' = after building the \
+         learner and the first batch."
+            .to_string(),
+        "flex and candle (CPU) allocate tensors with the system allocator and keep no tensor \
+         memory pool of their own. glibc malloc does act as one: with its default dynamic mmap \
+         threshold, feature maps below 32 MiB come from the heap and freed ones stay resident \
+         ('RSS after'), and heap fragmentation can raise the peak (seen: +65 MiB for DirectPred \
+         at batch 48-64). VmHWM is the true peak either way; --mmap-threshold 1048576 shows the \
+         peak without that effect. The accounting adds the measured baseline as a constant."
+            .to_string(),
+    ];
+    if let Some(t) = a.mmap_threshold {
+        notes.push(format!("children ran with MALLOC_MMAP_THRESHOLD_={t}"));
+    }
+    if !base.train.backend.is_cpu() {
+        notes.push(format!(
+            "{} keeps tensors in device memory: RSS does not show them, so measured and predicted \
+             are not comparable here.",
+            base.train.backend
+        ));
+    }
+    let find = |label: &str| rows.iter().find(|r| r.method == label);
+    if let (Some(dp), Some(byol)) = (find("directpred"), find("byol")) {
+        let ratio = dp.measured.peak_hwm_bytes as f64 / byol.measured.peak_hwm_bytes.max(1) as f64;
+        let above = |r: &MemoryRow| {
+            r.measured
+                .peak_hwm_bytes
+                .saturating_sub(r.measured.baseline_hwm_bytes) as f64
+        };
+        notes.push(format!(
+            "DirectPred / BYOL peak RSS: {ratio:.3} (target <= 0.8); above baseline: {:.3}; \
+             predicted: {:.3}",
+            above(dp) / above(byol).max(1.0),
+            dp.predicted.total() as f64 / byol.predicted.total().max(1) as f64
+        ));
+    }
+    for n in &notes {
+        println!("- {n}");
+    }
+    if let Some(path) = &a.json {
+        let report = MemoryReport {
+            shape: shape_line(&base),
+            backend: base.train.backend,
+            steps: base.train.steps,
+            mmap_threshold: a.mmap_threshold,
+            rows: &rows,
+            notes,
+        };
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+fn child(a: ChildArgs) -> anyhow::Result<()> {
+    // Read the high-water mark before anything big exists: the process baseline.
+    let baseline = crate::memory::peak_rss_bytes().unwrap_or(0);
+    let config: TrainConfig = serde_json::from_str(&a.config_json)
+        .context("memory-child: --config-json is not a training config")?;
+    let report = run_child(config, baseline)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ThroughputReport<'a> {
+    shape: String,
+    warmup: u64,
+    steps: u64,
+    flops_formula: &'static str,
+    backends: &'a [BackendThroughput],
+    pytorch: &'a [PytorchReport],
+    pytorch_missing: Option<String>,
+}
+
+fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
+    let (base, _) = a.shape.base()?;
+    let configs = a.shape.configs(&base)?;
+    let backends = if a.backends.is_empty() {
+        vec![base.train.backend]
+    } else {
+        a.backends.clone()
+    };
+    if a.steps == 0 {
+        anyhow::bail!("--steps 0: time at least one step");
+    }
+    if a.roof_n < 16 {
+        anyhow::bail!("--roof-n {}: use at least 16 (1024 or more measures the roof)", a.roof_n);
+    }
+    crate::runtime::set_threads(base.train.threads)?;
+    println!("# bench throughput: {}\n", shape_line(&base));
+    let mut results = Vec::new();
+    for &backend in &backends {
+        eprintln!("measuring on {backend} ...");
+        let task = ThroughputTask {
+            configs: configs.clone(),
+            warmup: a.warmup,
+            steps: a.steps,
+            roof_n: a.roof_n,
+        };
+        results.push(measure(backend, task)?);
+    }
+    let mut torch_reports = Vec::new();
+    let mut torch_missing = None;
+    if a.pytorch {
+        let python = a
+            .python
+            .clone()
+            .or_else(|| std::env::var("EDGESSL_PYTHON").ok())
+            .unwrap_or_else(|| "python3".into());
+        let threads = match base.train.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            t => t,
+        };
+        match (torch_version(&python), find_script()) {
+            (Ok(version), Some(script)) => {
+                eprintln!("PyTorch {version} via {python}, {threads} threads");
+                for c in &configs {
+                    eprintln!("measuring PyTorch {} ...", c.method.label());
+                    torch_reports.push(run_reference(
+                        &python, &script, c, a.steps, a.warmup, threads,
+                    )?);
+                }
+            }
+            (Err(why), _) => torch_missing = Some(why),
+            (_, None) => {
+                torch_missing = Some(format!("{} not found", crate::bench::pytorch::SCRIPT))
+            }
+        }
+    }
+    let ratios: Vec<(String, f64)> = torch_reports
+        .iter()
+        .map(|r| (r.method.clone(), r.images_per_sec))
+        .collect();
+    println!("{}", throughput_table(&results, &ratios));
+    if !torch_reports.is_empty() {
+        let mut t = Table::new([
+            "method",
+            "PyTorch img/s",
+            "PyTorch peak RSS MiB",
+            "torch",
+            "threads",
+        ]);
+        for r in &torch_reports {
+            t.row([
+                r.method.clone(),
+                format!("{:.1}", r.images_per_sec),
+                mib(r.peak_rss_bytes),
+                r.torch.clone(),
+                r.threads.to_string(),
+            ]);
+        }
+        println!("## PyTorch reference\n\n{t}");
+    }
+    if let Some(why) = &torch_missing {
+        println!("- PyTorch comparison skipped: {why}");
+    }
+    println!(
+        "- img/s counts frames (each two views), warm-up excluded, synthetic batches generated \
+         before timing. FLOPs/frame = 2 views x 2 x (3 x online MACs + 1 x target MACs); \
+         roof = best of 5 {n}x{n} f32 matmuls on the same backend and threads.",
+        n = a.roof_n
+    );
+    if let Some(path) = &a.json {
+        let report = ThroughputReport {
+            shape: shape_line(&base),
+            warmup: a.warmup,
+            steps: a.steps,
+            flops_formula: "2 views x 2 FLOP/MAC x (3 x online MACs + 1 x target MACs) per frame",
+            backends: &results,
+            pytorch: &torch_reports,
+            pytorch_missing: torch_missing,
+        };
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+fn budget(a: BudgetArgs) -> anyhow::Result<()> {
+    let (base, profile) = a.shape.base()?;
+    let budget_mib = match (a.budget_mib, &profile) {
+        (Some(b), _) => b,
+        (None, Some(p)) => p.meta.memory_budget_mib,
+        (None, None) => anyhow::bail!("give --budget-mib or a --profile with memory_budget_mib"),
+    };
+    let baseline = a
+        .baseline_mib
+        .map_or(DEFAULT_BASELINE_BYTES, |m| (m * 1024.0 * 1024.0) as u64);
+    let configs = a.shape.configs(&base)?;
+    if let Some(p) = &profile {
+        println!(
+            "profile {} ({}): {}",
+            p.name,
+            p.path.display(),
+            p.meta.description
+        );
+    }
+    println!(
+        "budget {budget_mib} MiB, baseline {} MiB, {}\n",
+        mib(baseline),
+        shape_line(&base)
+    );
+    let mut t = Table::new(["method", "largest batch", "predicted MiB", "at batch 2 MiB"]);
+    for c in &configs {
+        let label = c.method.label();
+        match largest_batch(c, budget_mib.saturating_mul(1024 * 1024), baseline) {
+            Ok(b) => {
+                let at = estimate(&c.model, &c.method, &c.optim, b, baseline).total();
+                let at2 = estimate(&c.model, &c.method, &c.optim, 2, baseline).total();
+                t.row([label, b.to_string(), mib(at), mib(at2)]);
+            }
+            Err(e) => t.row([label, "does not fit".into(), "-".into(), e.to_string()]),
+        }
+    }
+    println!("{t}");
+    Ok(())
+}
