@@ -59,7 +59,7 @@ fn parse() -> Cfg {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
@@ -308,7 +308,12 @@ fn bn_p<B: Backend>(c: usize, dev: &B::Device) -> Bn<B> {
 }
 
 fn lin_p<B: Backend>(i: usize, o: usize, dev: &B::Device) -> Tensor<B, 2> {
-    Tensor::random([i, o], Distribution::Normal(0., (1.0 / i as f64).sqrt()), dev).require_grad()
+    Tensor::random(
+        [i, o],
+        Distribution::Normal(0., (1.0 / i as f64).sqrt()),
+        dev,
+    )
+    .require_grad()
 }
 
 impl<B: Backend> Net<B> {
@@ -385,7 +390,12 @@ impl<B: Backend> Net<B> {
 fn cos_loss<B: Backend>(p: Tensor<B, 2>, z: Tensor<B, 2>) -> Tensor<B, 1> {
     let pn = p.clone() / (p.clone() * p).sum_dim(1).sqrt().add_scalar(1e-8);
     let zn = z.clone() / (z.clone() * z).sum_dim(1).sqrt().add_scalar(1e-8);
-    (pn * zn).sum_dim(1).mean().neg().mul_scalar(2.0).add_scalar(2.0)
+    (pn * zn)
+        .sum_dim(1)
+        .mean()
+        .neg()
+        .mul_scalar(2.0)
+        .add_scalar(2.0)
 }
 
 fn bench_step<B: Backend>(name: &str, cfg: &Cfg) {
@@ -438,7 +448,72 @@ fn bench_step<B: Backend>(name: &str, cfg: &Cfg) {
     }
 }
 
+/// Pieces of the fast conv at the b1 shape (64x32x32x32 -> 32), to choose layouts.
+fn bench_parts<B: Backend>(name: &str, cfg: &Cfg) {
+    let dev = B::Device::default();
+    let (n, c, hw, co) = (cfg.batch, 32usize, cfg.size, 32usize);
+    let (k, p) = (c * 9, hw * hw);
+    let reps = cfg.reps;
+    let t1 = |f: &mut dyn FnMut()| {
+        measure(reps, || {
+            let t = Instant::now();
+            f();
+            B::sync(&dev).unwrap();
+            (ms(t), f64::NAN)
+        })
+    };
+    let x = Tensor::<B, 4>::random([n, c, hw, hw], Distribution::Normal(0., 1.), &dev);
+    let w = Tensor::<B, 4>::random([co, c, 3, 3], Distribution::Normal(0., 1.), &dev);
+    let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let cols = Tensor::<B, 3>::random([n, k, p], Distribution::Normal(0., 1.), &dev);
+    let cols_knp = Tensor::<B, 2>::random([k, n * p], Distribution::Normal(0., 1.), &dev);
+    let dy = Tensor::<B, 3>::random([n, co, p], Distribution::Normal(0., 1.), &dev);
+    let dy2 = Tensor::<B, 2>::random([co, n * p], Distribution::Normal(0., 1.), &dev);
+    let w3 = w.clone().reshape([1, co, k]);
+    let w2 = w.clone().reshape([co, k]);
+    let label = format!("{n}x{c}x{hw}x{hw} -> {co}");
+    let r = |op: &str, f: &mut dyn FnMut()| row(name, op, &label, t1(f));
+    r("parts: stock conv2d fwd", &mut || {
+        let _ = burn::tensor::module::conv2d(x.clone(), w.clone(), None, opts.clone());
+    });
+    r("parts: fast conv2d fwd (inner)", &mut || {
+        let _ = ops::conv2d(x.clone(), w.clone(), None, opts.clone());
+    });
+    r("parts: into_data+from_data of cols", &mut || {
+        let d = cols.clone().into_data();
+        let _ = Tensor::<B, 3>::from_data(d, &dev);
+    });
+    r("parts: W[1,CO,K] @ cols[N,K,P]", &mut || {
+        let _ = w3.clone().matmul(cols.clone());
+    });
+    r("parts: W[CO,K] @ cols[K,NP]", &mut || {
+        let _ = w2.clone().matmul(cols_knp.clone());
+    });
+    r("parts: Wt @ dY[N,CO,P]", &mut || {
+        let _ = w3.clone().swap_dims(1, 2).matmul(dy.clone());
+    });
+    r("parts: Wt @ dY[CO,NP]", &mut || {
+        let _ = w2.clone().transpose().matmul(dy2.clone());
+    });
+    r("parts: dY[N] @ cols[N]^T, sum", &mut || {
+        let _ = dy.clone().matmul(cols.clone().swap_dims(1, 2)).sum_dim(0);
+    });
+    r("parts: dY[CO,NP] @ cols[K,NP]^T", &mut || {
+        let _ = dy2.clone().matmul(cols_knp.clone().transpose());
+    });
+    r("parts: dY [N,CO,P] -> [CO,NP] copy", &mut || {
+        let _ = dy.clone().swap_dims(0, 1).reshape([co, n * p]);
+    });
+    r("parts: cols [N,K,P] -> [NP,K] copy", &mut || {
+        let _ = cols.clone().swap_dims(1, 2).reshape([n * p, k]);
+    });
+}
+
 fn run<B: Backend>(name: &str, cfg: &Cfg) {
+    if cfg.only.as_deref() == Some("parts") {
+        bench_parts::<B>(name, cfg);
+        return;
+    }
     println!(
         "\n{name}: fast conv path: {}",
         ops::has_fast_conv::<Ad<B>>()

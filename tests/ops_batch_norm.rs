@@ -38,7 +38,8 @@ fn check_4d<B: Backend>(shape: [usize; 4], affine: bool) {
     let ys = if affine {
         bn.forward(xs.clone())
     } else {
-        let mut plain: BatchNorm<Autodiff<B>> = BatchNormConfig::new(c).with_epsilon(EPS).init(&dev);
+        let mut plain: BatchNorm<Autodiff<B>> =
+            BatchNormConfig::new(c).with_epsilon(EPS).init(&dev);
         plain.gamma = Param::from_tensor(Tensor::ones([c], &dev));
         plain.beta = Param::from_tensor(Tensor::zeros([c], &dev));
         plain.forward(xs.clone())
@@ -86,7 +87,10 @@ fn check_4d<B: Backend>(shape: [usize; 4], affine: bool) {
             rm,
             stock_rm
         );
-        assert!(rel_err(rv.inner(), bn.running_var.value_sync().inner()) < TOL, "{ctx}: running var");
+        assert!(
+            rel_err(rv.inner(), bn.running_var.value_sync().inner()) < TOL,
+            "{ctx}: running var"
+        );
 
         // Inference mode against the stock module on the inner backend.
         let valid = bn.valid();
@@ -116,10 +120,14 @@ fn check_2d<B: Backend>(shape: [usize; 2]) {
     let xf = x.clone().require_grad();
     let gamma = bn.gamma.val().detach().require_grad();
     let beta = bn.beta.val().detach().require_grad();
-    let (yf, _, _) = ops::batch_norm_train_2d(xf.clone(), Some(gamma.clone()), Some(beta.clone()), EPS);
+    let (yf, _, _) =
+        ops::batch_norm_train_2d(xf.clone(), Some(gamma.clone()), Some(beta.clone()), EPS);
     let gf = (yf.clone() * r).sum().backward();
     assert!(rel_err(yf.inner(), ys.inner()) < TOL, "{shape:?}: forward");
-    assert!(rel_err(xf.grad(&gf).unwrap(), xs.grad(&gs).unwrap()) < TOL, "{shape:?}: dx");
+    assert!(
+        rel_err(xf.grad(&gf).unwrap(), xs.grad(&gs).unwrap()) < TOL,
+        "{shape:?}: dx"
+    );
     assert!(rel_err(gamma.grad(&gf).unwrap(), bn.gamma.val().grad(&gs).unwrap()) < TOL);
     assert!(rel_err(beta.grad(&gf).unwrap(), bn.beta.val().grad(&gs).unwrap()) < TOL);
 
@@ -152,7 +160,10 @@ fn check_two_pass<B: Backend>() {
             .collect();
         let m = xs.iter().sum::<f64>() / xs.len() as f64;
         let exact = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;
-        assert!(((*v as f64) - exact).abs() < 0.05 * exact, "channel {ch}: {v} vs {exact}");
+        assert!(
+            ((*v as f64) - exact).abs() < 0.05 * exact,
+            "channel {ch}: {v} vs {exact}"
+        );
     }
 }
 

@@ -24,17 +24,27 @@ impl<E: burn::tensor::ElementConversion> ToF32 for E {
 }
 
 /// (n, ci, h, w, co, kh, kw, stride, padding)
-type Case = (usize, usize, usize, usize, usize, usize, usize, [usize; 2], [usize; 2]);
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    [usize; 2],
+);
 
 const CASES: &[Case] = &[
-    (2, 3, 8, 8, 4, 3, 3, [1, 1], [1, 1]),  // stem-like
-    (2, 4, 9, 7, 5, 3, 3, [2, 2], [1, 1]),  // stride 2, odd non-square input
-    (1, 1, 6, 5, 3, 3, 3, [1, 1], [1, 1]),  // batch 1, C = 1
-    (3, 4, 8, 8, 6, 1, 1, [2, 2], [0, 0]),  // 1x1 stride-2 shortcut
-    (2, 5, 5, 6, 3, 1, 1, [1, 1], [0, 0]),  // pointwise (no gather)
-    (2, 3, 7, 9, 4, 3, 2, [1, 2], [1, 0]),  // non-square kernel, mixed stride/padding
-    (1, 2, 5, 5, 2, 3, 3, [1, 1], [0, 0]),  // no padding
-    (2, 2, 4, 4, 3, 3, 3, [2, 2], [2, 2]),  // padding > kernel/2
+    (2, 3, 8, 8, 4, 3, 3, [1, 1], [1, 1]), // stem-like
+    (2, 4, 9, 7, 5, 3, 3, [2, 2], [1, 1]), // stride 2, odd non-square input
+    (1, 1, 6, 5, 3, 3, 3, [1, 1], [1, 1]), // batch 1, C = 1
+    (3, 4, 8, 8, 6, 1, 1, [2, 2], [0, 0]), // 1x1 stride-2 shortcut
+    (2, 5, 5, 6, 3, 1, 1, [1, 1], [0, 0]), // pointwise (no gather)
+    (2, 3, 7, 9, 4, 3, 2, [1, 2], [1, 0]), // non-square kernel, mixed stride/padding
+    (1, 2, 5, 5, 2, 3, 3, [1, 1], [0, 0]), // no padding
+    (2, 2, 4, 4, 3, 3, 3, [2, 2], [2, 2]), // padding > kernel/2
 ];
 
 const TOL: f32 = 1e-4;
@@ -43,7 +53,10 @@ fn check_backend<B: Backend>(name: &str) {
     let dev = B::Device::default();
     B::seed(&dev, 7);
     assert!(ops::has_fast_conv::<B>(), "{name}: fast path not taken");
-    assert!(ops::has_fast_conv::<Autodiff<B>>(), "{name}: fast path not taken");
+    assert!(
+        ops::has_fast_conv::<Autodiff<B>>(),
+        "{name}: fast path not taken"
+    );
     for &(n, ci, h, w, co, kh, kw, stride, padding) in CASES {
         // Candle's stock conv (the reference) rejects per-axis stride/padding.
         if name == "candle" && (stride[0] != stride[1] || padding[0] != padding[1]) {
@@ -52,7 +65,8 @@ fn check_backend<B: Backend>(name: &str) {
         let opts = ConvOptions::new(stride, padding, [1, 1], 1);
         let ctx = format!("{name} n{n} ci{ci} {h}x{w} co{co} k{kh}x{kw} s{stride:?} p{padding:?}");
         let x = Tensor::<Autodiff<B>, 4>::random([n, ci, h, w], Distribution::Normal(0., 1.), &dev);
-        let wt = Tensor::<Autodiff<B>, 4>::random([co, ci, kh, kw], Distribution::Normal(0., 1.), &dev);
+        let wt =
+            Tensor::<Autodiff<B>, 4>::random([co, ci, kh, kw], Distribution::Normal(0., 1.), &dev);
         let b = Tensor::<Autodiff<B>, 1>::random([co], Distribution::Normal(0., 1.), &dev);
 
         // Inner backend: forward only.
@@ -110,7 +124,9 @@ fn check_no_input_grad<B: Backend>() {
     let g0 = burn::tensor::module::conv2d(x.clone(), w.clone(), None, opts.clone())
         .sum()
         .backward();
-    let g1 = ops::conv2d(x.clone(), w.clone(), None, opts).sum().backward();
+    let g1 = ops::conv2d(x.clone(), w.clone(), None, opts)
+        .sum()
+        .backward();
     assert!(x.grad(&g1).is_none());
     assert!(rel_err(w.grad(&g1).unwrap(), w.grad(&g0).unwrap()) < TOL);
 }

@@ -63,7 +63,11 @@ pub fn batch_norm_train<B: Backend>(
     if let Some(b) = beta {
         y = y + per_row(row(b, c), n, c);
     }
-    (y.reshape([n, c, h, w]), mean_c.reshape([c]), var_c.reshape([c]))
+    (
+        y.reshape([n, c, h, w]),
+        mean_c.reshape([c]),
+        var_c.reshape([c]),
+    )
 }
 
 /// Training-mode BatchNorm of an `[N, C]` input (projector / predictor heads).

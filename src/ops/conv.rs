@@ -1,10 +1,9 @@
-//! 2-D convolution as im2col + the backend's matmul, with an explicit backward.
+//! 2-D convolution as per-sample im2col + GEMM, with an explicit backward.
 //!
 //! Why: burn 0.21 computes a convolution's input gradient with `conv_transpose2d` and its
 //! weight gradient with a `conv2d` whose "kernel" is the whole output gradient. On flex the
 //! former runs sequentially over the batch and the latter is a degenerate GEMM (M = KH*KW,
-//! K = N*HO*WO), so a training step spends most of its time there. Here all three products
-//! are ordinary batched GEMMs on the backend's matmul:
+//! K = N*HO*WO). Here all three products are ordinary per-sample GEMMs (see `kernels`):
 //!
 //! * forward      `Y[n]  = W[CO,K] · cols[n][K,P]`
 //! * input grad   `dcols[n] = Wᵀ · dY[n]`, then `col2im`
@@ -27,7 +26,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
-use super::kernels::{ConvGeom, col2im, im2col};
+use std::sync::Arc;
+
+use super::kernels::{ConvGeom, conv_backward_w, conv_backward_x, conv_forward};
 
 /// Drop-in replacement for `burn::tensor::module::conv2d` (weight `[CO, CI, KH, KW]`,
 /// input `[N, CI, H, W]`, NCHW).
@@ -142,30 +143,26 @@ fn geom(x_dims: [usize; 4], w_dims: [usize; 4], options: &ConvOptions<2>) -> Con
     )
 }
 
-/// Reads a float tensor into host memory as f32.
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data()
+/// Reads a float primitive into host memory as f32 (zero-copy on flex when unshared).
+fn host<B: Backend, const D: usize>(p: FloatTensor<B>) -> Vec<f32> {
+    Tensor::<B, D>::from_primitive(TensorPrimitive::Float(p))
+        .into_data()
         .into_vec::<f32>()
         .expect("conv2d fast path is f32-only")
 }
 
-/// A 1x1, stride-1, unpadded convolution needs no gather: the input already is the
-/// column matrix.
-fn is_pointwise(g: &ConvGeom) -> bool {
-    g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
+/// Wraps a host buffer as a float primitive on `device`.
+fn device_tensor<B: Backend, const D: usize>(
+    v: Vec<f32>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> FloatTensor<B> {
+    Tensor::<B, D>::from_data(TensorData::new(v, shape), device)
+        .into_primitive()
+        .tensor()
 }
 
-/// Column matrix `[N, K, P]` of `x` on the device of `x`.
-fn columns<B: Backend>(x: Tensor<B, 4>, g: &ConvGeom) -> Tensor<B, 3> {
-    if is_pointwise(g) {
-        return x.reshape([g.n, g.c, g.h * g.w]);
-    }
-    let device = x.device();
-    let cols = im2col(&host(x), g);
-    Tensor::from_data(TensorData::new(cols, [g.n, g.k(), g.p()]), &device)
-}
-
-/// Forward on a non-autodiff backend: `Y[n] = W · cols[n]`.
+/// Forward on a non-autodiff backend.
 fn conv2d_plain<B: Backend>(
     x: Tensor<B, 4>,
     w: Tensor<B, 4>,
@@ -173,50 +170,36 @@ fn conv2d_plain<B: Backend>(
 ) -> Tensor<B, 4> {
     let g = geom(x.dims(), w.dims(), options);
     let co = w.dims()[0];
-    let cols = columns(x, &g);
-    let wm = w.reshape([1, co, g.k()]);
-    wm.matmul(cols).reshape([g.n, co, g.ho, g.wo])
+    let device = x.device();
+    let y = conv_forward(
+        &host::<B, 4>(x.into_primitive().tensor()),
+        &host::<B, 4>(w.into_primitive().tensor()),
+        co,
+        &g,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(device_tensor::<B, 4>(
+        y,
+        [g.n, co, g.ho, g.wo],
+        &device,
+    )))
 }
 
-/// Input gradient: `dcols[n] = Wᵀ · dY[n]`, scattered back with col2im.
-fn conv2d_x_grad<B: Backend>(w: Tensor<B, 4>, dy: Tensor<B, 4>, g: &ConvGeom) -> Tensor<B, 4> {
-    let co = w.dims()[0];
-    let wt = w.reshape([1, co, g.k()]).swap_dims(1, 2);
-    let dcols = wt.matmul(dy.reshape([g.n, co, g.p()]));
-    if is_pointwise(g) {
-        return dcols.reshape([g.n, g.c, g.h, g.w]);
-    }
-    let device = dcols.device();
-    let dx = col2im(&host(dcols), g);
-    Tensor::from_data(TensorData::new(dx, [g.n, g.c, g.h, g.w]), &device)
-}
-
-/// Weight gradient: `dW = Σ_n dY[n] · cols[n]ᵀ`, with the columns recomputed.
-fn conv2d_w_grad<B: Backend>(
-    x: Tensor<B, 4>,
-    dy: Tensor<B, 4>,
-    g: &ConvGeom,
+/// What the backward step keeps: host copies of the input and weight (the columns are
+/// recomputed, never stored: they are 9x the input).
+#[derive(Debug, Clone)]
+struct SavedConv {
+    x: Arc<Vec<f32>>,
+    w: Arc<Vec<f32>>,
     w_dims: [usize; 4],
-) -> Tensor<B, 4> {
-    let co = w_dims[0];
-    let cols = columns(x, g);
-    // One GEMM with inner dimension N*P instead of N small ones plus a reduction:
-    // [CO, N*P] · [N*P, K]. Both operands are permuted views; flex's gemm reads them
-    // strided, other backends copy once.
-    let dy2 = dy
-        .reshape([g.n, co, g.p()])
-        .swap_dims(0, 1)
-        .reshape([co, g.n * g.p()]);
-    let cols2 = cols.swap_dims(1, 2).reshape([g.n * g.p(), g.k()]);
-    dy2.matmul(cols2).reshape(w_dims)
+    g: ConvGeom,
 }
 
-/// Backward step of the fast convolution (state: input, weight, geometry).
+/// Backward step of the fast convolution.
 #[derive(Debug)]
 struct Conv2dIm2col;
 
 impl<B: Backend> Backward<B, 2> for Conv2dIm2col {
-    type State = (FloatTensor<B>, FloatTensor<B>, ConvGeom);
+    type State = SavedConv;
 
     fn backward(
         self,
@@ -226,48 +209,57 @@ impl<B: Backend> Backward<B, 2> for Conv2dIm2col {
     ) {
         let [node_x, node_w] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x, w, g) = ops.state;
-        let wrap = |p: FloatTensor<B>| Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(p));
-        let dy = wrap(grad);
-        let w = wrap(w);
-        let w_dims = w.dims();
+        let device = B::float_device(&grad);
+        let s = ops.state;
+        let co = s.w_dims[0];
+        let dy = host::<B, 4>(grad);
         if let Some(node) = node_w {
-            let dw = conv2d_w_grad(wrap(x), dy.clone(), &g, w_dims);
-            grads.register::<B>(node.id, dw.into_primitive().tensor());
+            let dw = conv_backward_w(&s.x, &dy, co, &s.g);
+            grads.register::<B>(node.id, device_tensor::<B, 4>(dw, s.w_dims, &device));
         }
         if let Some(node) = node_x {
-            let dx = conv2d_x_grad(w, dy, &g);
-            grads.register::<B>(node.id, dx.into_primitive().tensor());
+            let dx = conv_backward_x(&dy, &s.w, co, &s.g);
+            let g = &s.g;
+            grads.register::<B>(
+                node.id,
+                device_tensor::<B, 4>(dx, [g.n, g.c, g.h, g.w], &device),
+            );
         }
     }
 }
 
-/// Forward on `Autodiff<B>`: runs [`conv2d_plain`] on the inner backend and records
-/// [`Conv2dIm2col`] as the backward step.
+/// Forward on `Autodiff<B>`: host kernels on the inner backend's data, with
+/// [`Conv2dIm2col`] recorded as the backward step.
 fn conv2d_autodiff<B: Backend>(
     x: Tensor<Autodiff<B>, 4>,
     w: Tensor<Autodiff<B>, 4>,
     options: &ConvOptions<2>,
 ) -> Tensor<Autodiff<B>, 4> {
-    let g = geom(x.dims(), w.dims(), options);
+    let w_dims = w.dims();
+    let g = geom(x.dims(), w_dims, options);
+    let co = w_dims[0];
+    let device = x.device();
     let x = x.into_primitive().tensor();
     let w = w.into_primitive().tensor();
-    let inner = |p: FloatTensor<B>| Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(p));
-    let forward = |xp: FloatTensor<B>, wp: FloatTensor<B>| {
-        conv2d_plain(inner(xp), inner(wp), options)
-            .into_primitive()
-            .tensor()
-    };
-    let out = match Conv2dIm2col
+    let prep = Conv2dIm2col
         .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
         .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let y = forward(x.primitive.clone(), w.primitive.clone());
-            prep.finish((x.primitive, w.primitive, g), y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive, w.primitive)),
+        .stateful();
+    let xh = Arc::new(host::<B, 4>(x.primitive));
+    let wh = Arc::new(host::<B, 4>(w.primitive));
+    let y = conv_forward(&xh, &wh, co, &g);
+    let y = device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device);
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish(
+            SavedConv {
+                x: xh,
+                w: wh,
+                w_dims,
+                g,
+            },
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
