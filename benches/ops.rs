@@ -1,7 +1,7 @@
 //! Per-op profile of one training step, stock burn vs `edgessl::ops`.
 //!
 //! `cargo bench --bench ops --features ndarray,candle -- [--backend flex|ndarray|candle]
-//! [--batch 64] [--size 32] [--reps 5] [--only ops|step]`
+//! [--batch 64] [--size 32] [--reps 5] [--only ops|step|parts] [--impl stock|fast|..]`
 //!
 //! Prints a table (op, shape, ms fwd, ms bwd; median of `reps`) per backend, then a
 //! BYOL-style step of a residual trunk (conv3x3 3→32 + BN + ReLU, basic blocks 32→32 s1,
@@ -25,6 +25,7 @@ struct Cfg {
     reps: usize,
     only: Option<String>,
     backends: Vec<String>,
+    impls: Vec<String>,
 }
 
 fn parse() -> Cfg {
@@ -34,6 +35,7 @@ fn parse() -> Cfg {
         reps: 5,
         only: None,
         backends: vec![],
+        impls: vec![],
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -45,6 +47,7 @@ fn parse() -> Cfg {
             "--reps" => cfg.reps = next().parse().unwrap(),
             "--only" => cfg.only = Some(next()),
             "--backend" => cfg.backends.push(next()),
+            "--impl" => cfg.impls.push(next()),
             _ => {
                 i += 1;
                 continue;
@@ -258,8 +261,22 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
 
 #[derive(Clone, Copy, PartialEq)]
 enum Impl {
+    /// burn's conv2d and BatchNorm module.
     Stock,
+    /// burn's conv2d, 2-D-view BatchNorm (the 2.8 s/step baseline of BURN_NOTES.md).
+    StockConvBn2d,
+    /// `ops::conv2d` and 2-D-view BatchNorm.
     Fast,
+}
+
+impl Impl {
+    fn name(self) -> &'static str {
+        match self {
+            Impl::Stock => "stock",
+            Impl::StockConvBn2d => "stock conv + 2-D BN",
+            Impl::Fast => "fast",
+        }
+    }
 }
 
 struct Conv<B: Backend> {
@@ -340,7 +357,9 @@ impl<B: Backend> Net<B> {
         let k = m.w.dims()[2];
         let opts = ConvOptions::new([m.stride, m.stride], [k / 2, k / 2], [1, 1], 1);
         match imp {
-            Impl::Stock => burn::tensor::module::conv2d(x, m.w.clone(), None, opts),
+            Impl::Stock | Impl::StockConvBn2d => {
+                burn::tensor::module::conv2d(x, m.w.clone(), None, opts)
+            }
             Impl::Fast => ops::conv2d(x, m.w.clone(), None, opts),
         }
     }
@@ -348,7 +367,7 @@ impl<B: Backend> Net<B> {
     fn bn(&self, m: &Bn<B>, x: Tensor<B, 4>, imp: Impl) -> Tensor<B, 4> {
         match imp {
             Impl::Stock => m.stock.forward(x),
-            Impl::Fast => {
+            Impl::Fast | Impl::StockConvBn2d => {
                 ops::batch_norm_train(x, Some(m.gamma.clone()), Some(m.beta.clone()), 1e-5).0
             }
         }
@@ -363,7 +382,7 @@ impl<B: Backend> Net<B> {
                 let _ = n;
                 m.forward(x)
             }
-            Impl::Fast => ops::batch_norm_train_2d(x, None, None, 1e-5).0,
+            Impl::Fast | Impl::StockConvBn2d => ops::batch_norm_train_2d(x, None, None, 1e-5).0,
         }
     }
 
@@ -407,8 +426,12 @@ fn bench_step<B: Backend>(name: &str, cfg: &Cfg) {
     println!("\n### {name}: BYOL-style step, batch {n} x 2 views, {s}x{s}x3\n");
     println!("| backend | impl | online fwd ms | target fwd ms | bwd ms | step s |");
     println!("|---|---|---|---|---|---|");
-    for imp in [Impl::Stock, Impl::Fast] {
-        let reps = if imp == Impl::Stock {
+    let impls: Vec<Impl> = [Impl::Stock, Impl::StockConvBn2d, Impl::Fast]
+        .into_iter()
+        .filter(|i| cfg.impls.is_empty() || cfg.impls.iter().any(|n| n == i.name()))
+        .collect();
+    for imp in impls {
+        let reps = if imp != Impl::Fast {
             cfg.reps.min(2)
         } else {
             cfg.reps.min(3)
@@ -442,7 +465,7 @@ fn bench_step<B: Backend>(name: &str, cfg: &Cfg) {
         let (a, b, c) = (m(|r| r.0), m(|r| r.1), m(|r| r.2));
         println!(
             "| {name} | {} | {a:.0} | {b:.0} | {c:.0} | {:.2} |",
-            if imp == Impl::Stock { "stock" } else { "fast" },
+            imp.name(),
             (a + b + c) / 1e3
         );
     }

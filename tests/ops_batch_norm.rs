@@ -183,7 +183,36 @@ fn check_unbiased<B: Backend>() {
     assert_eq!(v.into_scalar().elem::<f32>(), 0.5 + 0.5 * 4.0);
 }
 
+/// γ without β is not fused: exercises the 2-D-view composite against stock (β = 0).
+fn check_composite<B: Backend>(shape: [usize; 4]) {
+    let dev = B::Device::default();
+    let c = shape[1];
+    let mut bn = stock_bn::<B>(c, &dev);
+    bn.beta = Param::from_tensor(Tensor::zeros([c], &dev));
+    let x = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(3., 2.), &dev);
+    let r = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(0., 1.), &dev);
+    let xs = x.clone().require_grad();
+    let ys = bn.forward(xs.clone());
+    let gs = (ys.clone() * r.clone()).sum().backward();
+    let xf = x.require_grad();
+    let gamma = bn.gamma.val().detach().require_grad();
+    let (yf, _, _) = ops::batch_norm_train(xf.clone(), Some(gamma.clone()), None, EPS);
+    let gf = (yf.clone() * r).sum().backward();
+    assert!(
+        rel_err(yf.inner(), ys.inner()) < TOL,
+        "{shape:?}: composite forward"
+    );
+    assert!(
+        rel_err(xf.grad(&gf).unwrap(), xs.grad(&gs).unwrap()) < TOL,
+        "{shape:?}: composite dx"
+    );
+    assert!(rel_err(gamma.grad(&gf).unwrap(), bn.gamma.val().grad(&gs).unwrap()) < TOL);
+}
+
 fn check_all<B: Backend>() {
+    assert!(ops::has_fused_batch_norm::<Autodiff<B>>());
+    check_composite::<B>([4, 3, 5, 6]);
+    check_composite::<B>([1, 2, 3, 3]);
     B::seed(&B::Device::default(), 11);
     for shape in [[4, 3, 5, 6], [1, 2, 4, 4], [3, 1, 3, 7], [2, 4, 1, 1]] {
         check_4d::<B>(shape, true);

@@ -15,7 +15,7 @@
 //! dtype or option (dilation, groups) falls back to burn's stock `conv2d`, so the function
 //! is always a drop-in replacement.
 
-use core::any::{Any, TypeId};
+use core::any::TypeId;
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -23,11 +23,12 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{ConvOptions, FloatTensor};
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use std::sync::Arc;
 
+use super::host::{cast, device_tensor, host};
 use super::kernels::{ConvGeom, conv_backward_w, conv_backward_x, conv_forward};
 
 /// Drop-in replacement for `burn::tensor::module::conv2d` (weight `[CO, CI, KH, KW]`,
@@ -89,14 +90,6 @@ pub fn has_fast_conv<B: Backend>() -> bool {
     false
 }
 
-/// Moves a value to another type that is known (by `TypeId`) to be the same type.
-fn cast<A: 'static, T: 'static>(a: A) -> T {
-    let boxed: Box<dyn Any> = Box::new(a);
-    *boxed
-        .downcast::<T>()
-        .expect("type checked by TypeId before the cast")
-}
-
 type Args<B> = (Tensor<B, 4>, Tensor<B, 4>);
 
 /// Routes a known backend to its fast path; returns the inputs untouched otherwise.
@@ -141,25 +134,6 @@ fn geom(x_dims: [usize; 4], w_dims: [usize; 4], options: &ConvOptions<2>) -> Con
         options.stride,
         options.padding,
     )
-}
-
-/// Reads a float primitive into host memory as f32 (zero-copy on flex when unshared).
-fn host<B: Backend, const D: usize>(p: FloatTensor<B>) -> Vec<f32> {
-    Tensor::<B, D>::from_primitive(TensorPrimitive::Float(p))
-        .into_data()
-        .into_vec::<f32>()
-        .expect("conv2d fast path is f32-only")
-}
-
-/// Wraps a host buffer as a float primitive on `device`.
-fn device_tensor<B: Backend, const D: usize>(
-    v: Vec<f32>,
-    shape: [usize; D],
-    device: &B::Device,
-) -> FloatTensor<B> {
-    Tensor::<B, D>::from_data(TensorData::new(v, shape), device)
-        .into_primitive()
-        .tensor()
 }
 
 /// Forward on a non-autodiff backend.

@@ -291,6 +291,107 @@ pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) ->
         )
 }
 
+/// Per-channel batch statistics of `x` viewed as `[N, C, HW]`: `(mean, biased var)`,
+/// variance two-pass (no `E[x²] − mean²` cancellation), accumulated in f64.
+pub(crate) fn bn_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
+    let m = (n * hw) as f64;
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let planes = (0..n).map(|i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
+            let sum: f64 = planes
+                .clone()
+                .map(|p| p.iter().map(|v| *v as f64).sum::<f64>())
+                .sum();
+            let mean = sum / m;
+            let sq: f64 = planes
+                .map(|p| {
+                    p.iter()
+                        .map(|v| {
+                            let d = *v as f64 - mean;
+                            d * d
+                        })
+                        .sum::<f64>()
+                })
+                .sum();
+            (mean as f32, (sq / m) as f32)
+        })
+        .unzip()
+}
+
+/// `y = x · scale[c] + shift[c]` over `[N, C, HW]`, one sample per task.
+pub(crate) fn bn_apply(x: &[f32], scale: &[f32], shift: &[f32], c: usize, hw: usize) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(c * hw)
+        .zip(x.par_chunks(c * hw))
+        .for_each(|(y_n, x_n)| {
+            for ch in 0..c {
+                let (a, b) = (scale[ch], shift[ch]);
+                for (d, s) in y_n[ch * hw..(ch + 1) * hw]
+                    .iter_mut()
+                    .zip(&x_n[ch * hw..(ch + 1) * hw])
+                {
+                    *d = *s * a + b;
+                }
+            }
+        });
+    y
+}
+
+/// BatchNorm backward over `[N, C, HW]` given the saved input, batch mean and
+/// `inv_std = 1/sqrt(var + eps)`. Returns `(dx, dgamma, dbeta)` with
+/// `dbeta = Σ dy`, `dgamma = Σ dy·x̂`, `dx = γ·inv_std/M · (M·dy − dbeta − x̂·dgamma)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn bn_backward(
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    gamma: Option<&[f32]>,
+    n: usize,
+    c: usize,
+    hw: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (dgamma, dbeta): (Vec<f32>, Vec<f32>) = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mu, is) = (mean[ch], inv_std[ch]);
+            let (mut sg, mut sb) = (0.0f64, 0.0f64);
+            for i in 0..n {
+                let r = (i * c + ch) * hw..(i * c + ch + 1) * hw;
+                let (mut pg, mut pb) = (0.0f32, 0.0f32);
+                for (xv, g) in x[r.clone()].iter().zip(&dy[r]) {
+                    pg += *g * (*xv - mu) * is;
+                    pb += *g;
+                }
+                sg += pg as f64;
+                sb += pb as f64;
+            }
+            (sg as f32, sb as f32)
+        })
+        .unzip();
+    let m = (n * hw) as f32;
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(c * hw)
+        .zip(x.par_chunks(c * hw).zip(dy.par_chunks(c * hw)))
+        .for_each(|(dx_n, (x_n, dy_n))| {
+            for ch in 0..c {
+                let (mu, is) = (mean[ch], inv_std[ch]);
+                let k = gamma.map_or(1.0, |g| g[ch]) * is / m;
+                let (db, dg) = (dbeta[ch], dgamma[ch]);
+                let r = ch * hw..(ch + 1) * hw;
+                for ((d, xv), g) in dx_n[r.clone()]
+                    .iter_mut()
+                    .zip(&x_n[r.clone()])
+                    .zip(&dy_n[r])
+                {
+                    *d = k * (m * *g - db - (*xv - mu) * is * dg);
+                }
+            }
+        });
+    (dx, dgamma, dbeta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,11 @@
 
 mod batch_norm;
 mod conv;
+mod host;
 mod kernels;
 
 pub use batch_norm::{
     batch_norm_eval, batch_norm_eval_2d, batch_norm_train, batch_norm_train_2d,
-    update_running_stats,
+    has_fused_batch_norm, update_running_stats,
 };
 pub use conv::{conv2d, has_fast_conv};
