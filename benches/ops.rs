@@ -198,7 +198,19 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
             let _g = y.sum().backward();
             (f, ms(t))
         });
-        row(name, "batchnorm 2-D", &shape, fast);
+        row(name, "batchnorm ops (fused)", &shape, fast);
+        let comp = measure(reps, || {
+            let x = x.clone().require_grad();
+            let t = Instant::now();
+            let (y, _, _) =
+                ops::batch_norm_train_composite(x, Some(gamma.clone()), Some(beta.clone()), 1e-5);
+            B::sync(&dev).unwrap();
+            let f = ms(t);
+            let t = Instant::now();
+            let _g = y.sum().backward();
+            (f, ms(t))
+        });
+        row(name, "batchnorm 2-D composite", &shape, comp);
 
         let r = measure(reps, || {
             let x = x.clone().require_grad();

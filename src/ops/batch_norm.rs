@@ -300,8 +300,10 @@ fn bn_autodiff<B: Backend>(
     )
 }
 
-/// The 2-D-view composite (any backend).
-fn batch_norm_train_composite<B: Backend>(
+/// [`batch_norm_train`] as 2-D-view burn ops only (any backend, autodiff through burn's
+/// own op gradients). [`batch_norm_train`] uses it wherever the fused kernels do not apply;
+/// public for comparison and for backends where the host round trip would hurt (GPU).
+pub fn batch_norm_train_composite<B: Backend>(
     x: Tensor<B, 4>,
     gamma: Option<Tensor<B, 1>>,
     beta: Option<Tensor<B, 1>>,

@@ -291,8 +291,25 @@ pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) ->
         )
 }
 
+/// Sum of `f(a[i], b[i])` with 8 independent f32 accumulators, so the loop vectorises
+/// (a single accumulator is a serial dependency chain that LLVM may not reorder).
+#[inline]
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| f(*x, *y)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Per-channel batch statistics of `x` viewed as `[N, C, HW]`: `(mean, biased var)`,
-/// variance two-pass (no `E[x²] − mean²` cancellation), accumulated in f64.
+/// variance two-pass (no `E[x²] − mean²` cancellation); per-plane partial sums in f32
+/// (vectorised), summed across planes in f64.
 pub(crate) fn bn_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
     let m = (n * hw) as f64;
     (0..c)
@@ -301,20 +318,18 @@ pub(crate) fn bn_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, V
             let planes = (0..n).map(|i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
             let sum: f64 = planes
                 .clone()
-                .map(|p| p.iter().map(|v| *v as f64).sum::<f64>())
+                .map(|p| lane_sum(p, p, |v, _| v) as f64)
                 .sum();
-            let mean = sum / m;
+            let mean = (sum / m) as f32;
             let sq: f64 = planes
                 .map(|p| {
-                    p.iter()
-                        .map(|v| {
-                            let d = *v as f64 - mean;
-                            d * d
-                        })
-                        .sum::<f64>()
+                    lane_sum(p, p, |v, _| {
+                        let d = v - mean;
+                        d * d
+                    }) as f64
                 })
                 .sum();
-            (mean as f32, (sq / m) as f32)
+            (mean, (sq / m) as f32)
         })
         .unzip()
 }
@@ -359,13 +374,9 @@ pub(crate) fn bn_backward(
             let (mut sg, mut sb) = (0.0f64, 0.0f64);
             for i in 0..n {
                 let r = (i * c + ch) * hw..(i * c + ch + 1) * hw;
-                let (mut pg, mut pb) = (0.0f32, 0.0f32);
-                for (xv, g) in x[r.clone()].iter().zip(&dy[r]) {
-                    pg += *g * (*xv - mu) * is;
-                    pb += *g;
-                }
-                sg += pg as f64;
-                sb += pb as f64;
+                let (xr, gr) = (&x[r.clone()], &dy[r]);
+                sg += (lane_sum(xr, gr, |xv, g| g * (xv - mu)) * is) as f64;
+                sb += lane_sum(gr, gr, |g, _| g) as f64;
             }
             (sg as f32, sb as f32)
         })

@@ -13,6 +13,6 @@ mod kernels;
 
 pub use batch_norm::{
     batch_norm_eval, batch_norm_eval_2d, batch_norm_train, batch_norm_train_2d,
-    has_fused_batch_norm, update_running_stats,
+    batch_norm_train_composite, has_fused_batch_norm, update_running_stats,
 };
 pub use conv::{conv2d, has_fast_conv};
