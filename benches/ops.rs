@@ -464,8 +464,8 @@ fn bench_step<B: Backend>(name: &str, cfg: &Cfg) {
             B::sync(&dev).unwrap();
             let t_tg = ms(t);
             let t = Instant::now();
-            let [p1, p2] = [p.clone().slice([0..n]), p.slice([n..2 * n])];
-            let [z1, z2] = [zt.clone().slice([0..n]), zt.slice([n..2 * n])];
+            let [p1, p2] = [p.clone().narrow(0, 0, n), p.narrow(0, n, n)];
+            let [z1, z2] = [zt.clone().narrow(0, 0, n), zt.narrow(0, n, n)];
             let loss = cos_loss(p1, z2) + cos_loss(p2, z1);
             let _g = loss.backward();
             let t_bw = ms(t);
