@@ -15,6 +15,7 @@ pub mod export;
 pub mod memory;
 pub mod model;
 pub mod monitor;
+pub mod ops;
 pub mod plot;
 pub mod profile;
 pub mod run;

@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::relu;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, backend::Backend};
 
 /// Builds a [`BasicBlock`].
@@ -78,15 +79,27 @@ impl BasicBlockConfig {
     }
 }
 
+/// A convolution through the fast im2col + GEMM kernels of `src/ops` (which fall back to
+/// burn's own op where they do not apply), or burn's op when fast ops are off.
+pub(crate) fn apply_conv<B: Backend>(m: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    if !super::fast_ops() {
+        return m.forward(x);
+    }
+    // Every convolution here is built by `conv` with symmetric padding of kernel / 2.
+    let pad = m.kernel_size[0] / 2;
+    let options = ConvOptions::new(m.stride, [pad, pad], m.dilation, m.groups);
+    crate::ops::conv2d(x, m.weight.val(), m.bias.as_ref().map(|b| b.val()), options)
+}
+
 impl<B: Backend> BasicBlock<B> {
     /// Apply the block to `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let shortcut = match &self.downsample {
-            Some(d) => d.bn.forward4(d.conv.forward(x.clone())),
+            Some(d) => d.bn.forward4(apply_conv(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward4(self.conv1.forward(x)));
-        let y = self.bn2.forward4(self.conv2.forward(y));
+        let y = relu(self.bn1.forward4(apply_conv(&self.conv1, x)));
+        let y = self.bn2.forward4(apply_conv(&self.conv2, y));
         relu(y + shortcut)
     }
 }

@@ -3,7 +3,7 @@
 //! One structure covers both presets: the compact edge trunk (32 → 32, 64, 128) and ResNet-18
 //! with the CIFAR stem (3x3 stride 1, no max-pool; 64 → 64, 128, 256, 512, two blocks each).
 
-use super::block::{BasicBlock, BasicBlockConfig, conv};
+use super::block::{BasicBlock, BasicBlockConfig, apply_conv, conv};
 use super::norm::{BatchNorm, BatchNormConfig};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -121,7 +121,7 @@ pub struct ResidualTrunk<B: Backend> {
 impl<B: Backend> ResidualTrunk<B> {
     /// Features of a batch of images.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = relu(self.bn1.forward4(self.conv1.forward(images)));
+        let mut x = relu(self.bn1.forward4(apply_conv(&self.conv1, images)));
         for block in self.layers.iter().flatten() {
             x = block.forward(x);
         }

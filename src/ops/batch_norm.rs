@@ -1,0 +1,454 @@
+//! Training- and inference-mode BatchNorm, drop-in for burn's `BatchNorm` arithmetic.
+//!
+//! Two implementations behind one API:
+//!
+//! * **Fused host kernels** (f32 on flex / ndarray / candle, bare or under `Autodiff`):
+//!   statistics in one parallel pass per channel, normalisation in one pass, and an explicit
+//!   backward (`dx`, `dγ`, `dβ` in two passes) instead of the ~15 elementwise ops autodiff
+//!   would record.
+//! * **2-D views of burn ops** (every other backend, and affine with only one of γ/β):
+//!   burn's `BatchNorm` broadcasts `[1, C, 1, 1]` tensors against `[N, C, H, W]`, and flex's
+//!   4-D broadcasting is ~20x slower than the same arithmetic on a 2-D `[N*C, H*W]` view
+//!   with a `[N*C, 1]` column (BURN_NOTES.md), so every elementwise op here sees 2-D
+//!   operands: per-channel statistics are reduced in two steps (rows, then the `[N, C]`
+//!   table) and expanded back to one value per row.
+//!
+//! Both use a two-pass variance (`mean((x − mean)²)`): no `E[x²] − mean²` cancellation for
+//! inputs with a large mean.
+
+use core::any::TypeId;
+use std::sync::Arc;
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+
+use super::host::{cast, device_tensor, host};
+use super::kernels::{bn_apply, bn_backward, bn_stats};
+
+/// Expands a per-channel `[1, C]` row to one value per row of the `[N*C, HW]` view.
+fn per_row<B: Backend>(c_row: Tensor<B, 2>, n: usize, c: usize) -> Tensor<B, 2> {
+    c_row.expand([n, c]).reshape([n * c, 1])
+}
+
+/// `[1, C]` view of an optional per-channel vector.
+fn row<B: Backend>(v: Tensor<B, 1>, c: usize) -> Tensor<B, 2> {
+    v.reshape([1, c])
+}
+
+/// Training-mode BatchNorm of an `[N, C, H, W]` input with batch statistics.
+///
+/// Returns `(y, mean, var)`: `mean` and the biased variance `var` are the per-channel
+/// batch statistics `[C]` (still attached to the graph; pass them to
+/// [`update_running_stats`], which detaches them). `gamma`/`beta` are the optional affine
+/// parameters `[C]` (`None` = affine off, like PyTorch's `affine=False`).
+///
+/// On the fused path `mean`/`var` are constants (no gradient flows through them); on the
+/// composite path they are graph nodes. Either way they are meant for running statistics.
+///
+/// From a module's forward (train mode):
+/// `let (y, mean, var) = ops::batch_norm_train(x, Some(self.gamma.val()), Some(self.beta.val()), 1e-5);`
+/// then `ops::update_running_stats(..)` and store the result in the module's running state.
+pub fn batch_norm_train<B: Backend>(
+    x: Tensor<B, 4>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let fused = x.dtype() == DType::F32
+        && gamma.is_some() == beta.is_some()
+        && gamma.as_ref().is_none_or(|g| g.dtype() == DType::F32)
+        && beta.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+    if !fused {
+        return batch_norm_train_composite(x, gamma, beta, eps);
+    }
+    let device = x.device();
+    let c = x.dims()[1];
+    match dispatch(x, gamma.zip(beta), eps) {
+        Ok((y, mean, var)) => {
+            let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
+            (y, stat(mean), stat(var))
+        }
+        Err((x, affine)) => {
+            let (g, b) = affine.unzip();
+            batch_norm_train_composite(x, g, b, eps)
+        }
+    }
+}
+
+/// Whether [`batch_norm_train`] takes the fused host-kernel path for backend `B`.
+#[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
+pub fn has_fused_batch_norm<B: Backend>() -> bool {
+    super::conv::has_fast_conv::<B>()
+}
+
+type Affine<B> = Option<(Tensor<B, 1>, Tensor<B, 1>)>;
+type BnOut<B> = (Tensor<B, 4>, Vec<f32>, Vec<f32>);
+
+/// Routes a known CPU backend to the fused kernels; returns the inputs otherwise.
+#[allow(deprecated)] // burn-candle
+fn dispatch<B: Backend>(
+    x: Tensor<B, 4>,
+    affine: Affine<B>,
+    eps: f64,
+) -> Result<BnOut<B>, (Tensor<B, 4>, Affine<B>)> {
+    let id = TypeId::of::<B>();
+    macro_rules! route {
+        ($inner:ty) => {
+            if id == TypeId::of::<$inner>() {
+                let (y, m, v) =
+                    bn_plain::<$inner>(cast(x), affine.map(|(g, b)| (cast(g), cast(b))), eps);
+                return Ok((cast(y), m, v));
+            }
+            if id == TypeId::of::<Autodiff<$inner>>() {
+                let (y, m, v) =
+                    bn_autodiff::<$inner>(cast(x), affine.map(|(g, b)| (cast(g), cast(b))), eps);
+                return Ok((cast(y), m, v));
+            }
+        };
+    }
+    #[cfg(feature = "flex")]
+    route!(burn::backend::Flex);
+    #[cfg(feature = "ndarray")]
+    route!(burn::backend::NdArray);
+    #[cfg(feature = "candle")]
+    route!(burn::backend::Candle);
+    let _ = (id, eps);
+    Err((x, affine))
+}
+
+/// Per-channel `(scale, shift)` of the normalisation: `y = x·scale + shift`.
+fn scale_shift(
+    mean: &[f32],
+    inv_std: &[f32],
+    affine: Option<(&[f32], &[f32])>,
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = match affine {
+        Some((g, _)) => inv_std.iter().zip(g).map(|(i, g)| i * g).collect(),
+        None => inv_std.to_vec(),
+    };
+    let shift = mean
+        .iter()
+        .zip(&scale)
+        .enumerate()
+        .map(|(c, (m, s))| affine.map_or(0.0, |(_, b)| b[c]) - m * s)
+        .collect();
+    (scale, shift)
+}
+
+fn inv_std(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter()
+        .map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32)
+        .collect()
+}
+
+/// Fused forward on a non-autodiff backend.
+fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64) -> BnOut<B> {
+    let [n, c, h, w] = x.dims();
+    let device = x.device();
+    let xh = host::<B, 4>(x.into_primitive().tensor());
+    let (mean, var) = bn_stats(&xh, n, c, h * w);
+    let inv = inv_std(&var, eps);
+    let affine = affine.map(|(g, b)| {
+        (
+            host::<B, 1>(g.into_primitive().tensor()),
+            host::<B, 1>(b.into_primitive().tensor()),
+        )
+    });
+    let (scale, shift) = scale_shift(
+        &mean,
+        &inv,
+        affine.as_ref().map(|(g, b)| (g.as_slice(), b.as_slice())),
+    );
+    let y = bn_apply(&xh, &scale, &shift, c, h * w);
+    let y = Tensor::from_primitive(TensorPrimitive::Float(device_tensor::<B, 4>(
+        y,
+        [n, c, h, w],
+        &device,
+    )));
+    (y, mean, var)
+}
+
+/// What the fused backward keeps: the input on the host and the per-channel constants.
+#[derive(Debug, Clone)]
+struct SavedBn {
+    x: Arc<Vec<f32>>,
+    mean: Arc<Vec<f32>>,
+    inv_std: Arc<Vec<f32>>,
+    gamma: Option<Arc<Vec<f32>>>,
+    dims: [usize; 4],
+}
+
+impl SavedBn {
+    /// `(dx, dgamma, dbeta)` as primitives of `B`.
+    fn grads<B: Backend>(
+        &self,
+        dy: burn::tensor::ops::FloatTensor<B>,
+    ) -> [burn::tensor::ops::FloatTensor<B>; 3] {
+        let device = B::float_device(&dy);
+        let [n, c, h, w] = self.dims;
+        let dy = host::<B, 4>(dy);
+        let (dx, dg, db) = bn_backward(
+            &self.x,
+            &dy,
+            &self.mean,
+            &self.inv_std,
+            self.gamma.as_deref().map(|g| g.as_slice()),
+            n,
+            c,
+            h * w,
+        );
+        [
+            device_tensor::<B, 4>(dx, self.dims, &device),
+            device_tensor::<B, 1>(dg, [c], &device),
+            device_tensor::<B, 1>(db, [c], &device),
+        ]
+    }
+}
+
+/// Backward of the fused BatchNorm with affine parameters (parents: x, γ, β).
+#[derive(Debug)]
+struct BnAffineBackward;
+
+impl<B: Backend> Backward<B, 3> for BnAffineBackward {
+    type State = SavedBn;
+
+    fn backward(self, ops: Ops<SavedBn, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        let out = ops.state.grads::<B>(dy);
+        for (parent, g) in ops.parents.into_iter().zip(out) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+/// Backward of the fused BatchNorm without affine parameters (parent: x).
+#[derive(Debug)]
+struct BnPlainBackward;
+
+impl<B: Backend> Backward<B, 1> for BnPlainBackward {
+    type State = SavedBn;
+
+    fn backward(self, ops: Ops<SavedBn, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        let [dx, _, _] = ops.state.grads::<B>(dy);
+        if let [Some(node)] = ops.parents {
+            grads.register::<B>(node.id, dx);
+        }
+    }
+}
+
+/// Fused forward on `Autodiff<B>`, recording the explicit backward.
+fn bn_autodiff<B: Backend>(
+    x: Tensor<Autodiff<B>, 4>,
+    affine: Affine<Autodiff<B>>,
+    eps: f64,
+) -> BnOut<Autodiff<B>> {
+    let dims = x.dims();
+    let [n, c, h, w] = dims;
+    let device = x.device();
+    let x = x.into_primitive().tensor();
+    let xh = host::<B, 4>(x.primitive);
+    let (mean, var) = bn_stats(&xh, n, c, h * w);
+    let inv = inv_std(&var, eps);
+    let saved = |gamma: Option<Arc<Vec<f32>>>, xh: Vec<f32>| SavedBn {
+        x: Arc::new(xh),
+        mean: Arc::new(mean.clone()),
+        inv_std: Arc::new(inv.clone()),
+        gamma,
+        dims,
+    };
+    let out = match affine {
+        Some((g, b)) => {
+            let (g, b) = (g.into_primitive().tensor(), b.into_primitive().tensor());
+            let gh = host::<B, 1>(g.primitive);
+            let bh = host::<B, 1>(b.primitive);
+            let (scale, shift) = scale_shift(&mean, &inv, Some((&gh, &bh)));
+            let y = device_tensor::<B, 4>(bn_apply(&xh, &scale, &shift, c, h * w), dims, &device);
+            match BnAffineBackward
+                .prepare::<NoCheckpointing>([x.node, g.node, b.node])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(saved(Some(Arc::new(gh)), xh), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }
+        }
+        None => {
+            let (scale, shift) = scale_shift(&mean, &inv, None);
+            let y = device_tensor::<B, 4>(bn_apply(&xh, &scale, &shift, c, h * w), dims, &device);
+            match BnPlainBackward
+                .prepare::<NoCheckpointing>([x.node])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(saved(None, xh), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }
+        }
+    };
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(out)),
+        mean,
+        var,
+    )
+}
+
+/// [`batch_norm_train`] as 2-D-view burn ops only (any backend, autodiff through burn's
+/// own op gradients). [`batch_norm_train`] uses it wherever the fused kernels do not apply;
+/// public for comparison and for backends where the host round trip would hurt (GPU).
+pub fn batch_norm_train_composite<B: Backend>(
+    x: Tensor<B, 4>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, c, h, w] = x.dims();
+    let hw = h * w;
+    let count = (n * hw) as f64;
+    let x2 = x.reshape([n * c, hw]);
+
+    // Two-step reduction: per row ([N*C, 1]), then over the batch ([1, C]).
+    let mean_c = x2
+        .clone()
+        .sum_dim(1)
+        .reshape([n, c])
+        .sum_dim(0)
+        .div_scalar(count);
+    let xc = x2 - per_row(mean_c.clone(), n, c);
+    let var_c = (xc.clone() * xc.clone())
+        .sum_dim(1)
+        .reshape([n, c])
+        .sum_dim(0)
+        .div_scalar(count);
+
+    let inv_std = var_c.clone().add_scalar(eps).sqrt().recip();
+    let scale = match gamma {
+        Some(g) => inv_std * row(g, c),
+        None => inv_std,
+    };
+    let mut y = xc * per_row(scale, n, c);
+    if let Some(b) = beta {
+        y = y + per_row(row(b, c), n, c);
+    }
+    (
+        y.reshape([n, c, h, w]),
+        mean_c.reshape([c]),
+        var_c.reshape([c]),
+    )
+}
+
+/// Training-mode BatchNorm of an `[N, C]` input (projector / predictor heads).
+///
+/// Same contract as [`batch_norm_train`]; the statistics are over the batch axis.
+pub fn batch_norm_train_2d<B: Backend>(
+    x: Tensor<B, 2>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> (Tensor<B, 2>, Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, c] = x.dims();
+    if has_fused_batch_norm::<B>() {
+        let (y, m, v) = batch_norm_train(x.reshape([n, c, 1, 1]), gamma, beta, eps);
+        return (y.reshape([n, c]), m, v);
+    }
+    let mean_c = x.clone().mean_dim(0);
+    let xc = x - mean_c.clone();
+    let var_c = (xc.clone() * xc.clone()).mean_dim(0);
+    let inv_std = var_c.clone().add_scalar(eps).sqrt().recip();
+    let scale = match gamma {
+        Some(g) => inv_std * row(g, c),
+        None => inv_std,
+    };
+    let mut y = xc * scale;
+    if let Some(b) = beta {
+        y = y + row(b, c);
+    }
+    let _ = n;
+    (y, mean_c.reshape([c]), var_c.reshape([c]))
+}
+
+/// Per-channel `(scale, shift)` `[1, C]` of inference-mode BatchNorm.
+fn eval_affine<B: Backend>(
+    running_mean: Tensor<B, 1>,
+    running_var: Tensor<B, 1>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let c = running_mean.dims()[0];
+    let inv_std = row(running_var, c).add_scalar(eps).sqrt().recip();
+    let scale = match gamma {
+        Some(g) => inv_std * row(g, c),
+        None => inv_std,
+    };
+    let mut shift = row(running_mean, c).neg() * scale.clone();
+    if let Some(b) = beta {
+        shift = shift + row(b, c);
+    }
+    (scale, shift)
+}
+
+/// Inference-mode BatchNorm of an `[N, C, H, W]` input with running statistics:
+/// `y = (x − running_mean) / sqrt(running_var + eps) · gamma + beta`, as one fused
+/// scale-and-shift on the 2-D view.
+pub fn batch_norm_eval<B: Backend>(
+    x: Tensor<B, 4>,
+    running_mean: Tensor<B, 1>,
+    running_var: Tensor<B, 1>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let (scale, shift) = eval_affine(running_mean, running_var, gamma, beta, eps);
+    let y = x.reshape([n * c, h * w]) * per_row(scale, n, c) + per_row(shift, n, c);
+    y.reshape([n, c, h, w])
+}
+
+/// Inference-mode BatchNorm of an `[N, C]` input with running statistics.
+pub fn batch_norm_eval_2d<B: Backend>(
+    x: Tensor<B, 2>,
+    running_mean: Tensor<B, 1>,
+    running_var: Tensor<B, 1>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> Tensor<B, 2> {
+    let (scale, shift) = eval_affine(running_mean, running_var, gamma, beta, eps);
+    x * scale + shift
+}
+
+/// Running-statistics update, PyTorch convention:
+/// `running = (1 − momentum) · running + momentum · batch`, with the variance made
+/// unbiased (`var · count / (count − 1)`, `count` = N·H·W values per channel) before
+/// averaging when `unbiased` is true. The batch statistics are detached. Returns
+/// `(running_mean, running_var)`.
+///
+/// burn's own `BatchNorm` averages the *biased* variance: pass `unbiased = false` to
+/// reproduce it exactly, `true` to match PyTorch.
+pub fn update_running_stats<B: Backend>(
+    running_mean: Tensor<B, 1>,
+    running_var: Tensor<B, 1>,
+    batch_mean: Tensor<B, 1>,
+    batch_var: Tensor<B, 1>,
+    count: usize,
+    momentum: f64,
+    unbiased: bool,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let var = batch_var.detach();
+    let var = if unbiased && count > 1 {
+        var.mul_scalar(count as f64 / (count - 1) as f64)
+    } else {
+        var
+    };
+    let mean = running_mean.mul_scalar(1.0 - momentum) + batch_mean.detach().mul_scalar(momentum);
+    let var = running_var.mul_scalar(1.0 - momentum) + var.mul_scalar(momentum);
+    (mean, var)
+}

@@ -1,0 +1,239 @@
+//! 2-D convolution as per-sample im2col + GEMM, with an explicit backward.
+//!
+//! Why: burn 0.21 computes a convolution's input gradient with `conv_transpose2d` and its
+//! weight gradient with a `conv2d` whose "kernel" is the whole output gradient. On flex the
+//! former runs sequentially over the batch and the latter is a degenerate GEMM (M = KH*KW,
+//! K = N*HO*WO). Here all three products are ordinary per-sample GEMMs (see `kernels`):
+//!
+//! * forward      `Y[n]  = W[CO,K] · cols[n][K,P]`
+//! * input grad   `dcols[n] = Wᵀ · dY[n]`, then `col2im`
+//! * weight grad  `dW = Σ_n dY[n] · cols[n]ᵀ` (cols recomputed, not stored: 9x the input)
+//!
+//! The public [`conv2d`] is generic over `B: Backend`. It recognises the CPU backends
+//! compiled into this crate (flex, ndarray, candle, each bare or under `Autodiff` with the
+//! default checkpointing) by `TypeId` and routes them to the fast path; any other backend,
+//! dtype or option (dilation, groups) falls back to burn's stock `conv2d`, so the function
+//! is always a drop-in replacement.
+
+use core::any::TypeId;
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorPrimitive};
+
+use std::sync::Arc;
+
+use super::host::{cast, device_tensor, host};
+use super::kernels::{ConvGeom, conv_backward_w, conv_backward_x, conv_forward};
+
+/// Drop-in replacement for `burn::tensor::module::conv2d` (weight `[CO, CI, KH, KW]`,
+/// input `[N, CI, H, W]`, NCHW).
+///
+/// Fast path (im2col + GEMM, explicit backward) for f32 on flex / ndarray / candle, bare or
+/// wrapped in `Autodiff`; stock burn otherwise (dilation ≠ 1, groups ≠ 1, other dtypes or
+/// backends). Gradients flow to `x`, `weight` and `bias` on an autodiff backend.
+///
+/// Call it from a module's forward exactly like the stock op:
+/// `ops::conv2d(x, self.weight.val(), None, ConvOptions::new([s, s], [1, 1], [1, 1], 1))`.
+pub fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    let fast = options.dilation == [1, 1]
+        && options.groups == 1
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32;
+    let y = if fast {
+        match dispatch(x, weight, &options) {
+            Ok(y) => y,
+            Err((x, weight)) => return burn::tensor::module::conv2d(x, weight, bias, options),
+        }
+    } else {
+        return burn::tensor::module::conv2d(x, weight, bias, options);
+    };
+    match bias {
+        None => y,
+        Some(b) => {
+            // Broadcast on a 2-D [N*CO, P] view: flex's 4-D broadcasting is ~20x slower.
+            let [n, co, ho, wo] = y.dims();
+            let b = b.reshape([1, co]).expand([n, co]).reshape([n * co, 1]);
+            (y.reshape([n * co, ho * wo]) + b).reshape([n, co, ho, wo])
+        }
+    }
+}
+
+/// Whether [`conv2d`] takes the im2col fast path for backend `B` (for benches and tests).
+#[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
+pub fn has_fast_conv<B: Backend>() -> bool {
+    let id = TypeId::of::<B>();
+    macro_rules! check {
+        ($inner:ty) => {
+            if id == TypeId::of::<$inner>() || id == TypeId::of::<Autodiff<$inner>>() {
+                return true;
+            }
+        };
+    }
+    #[cfg(feature = "flex")]
+    check!(burn::backend::Flex);
+    #[cfg(feature = "ndarray")]
+    check!(burn::backend::NdArray);
+    #[cfg(feature = "candle")]
+    check!(burn::backend::Candle);
+    let _ = id;
+    false
+}
+
+type Args<B> = (Tensor<B, 4>, Tensor<B, 4>);
+
+/// Routes a known backend to its fast path; returns the inputs untouched otherwise.
+#[allow(deprecated)] // burn-candle
+fn dispatch<B: Backend>(
+    x: Tensor<B, 4>,
+    w: Tensor<B, 4>,
+    options: &ConvOptions<2>,
+) -> Result<Tensor<B, 4>, Args<B>> {
+    let id = TypeId::of::<B>();
+    macro_rules! route {
+        ($inner:ty) => {
+            if id == TypeId::of::<$inner>() {
+                let y = conv2d_plain::<$inner>(cast(x), cast(w), options);
+                return Ok(cast(y));
+            }
+            if id == TypeId::of::<Autodiff<$inner>>() {
+                let y = conv2d_autodiff::<$inner>(cast(x), cast(w), options);
+                return Ok(cast(y));
+            }
+        };
+    }
+    #[cfg(feature = "flex")]
+    route!(burn::backend::Flex);
+    #[cfg(feature = "ndarray")]
+    route!(burn::backend::NdArray);
+    #[cfg(feature = "candle")]
+    route!(burn::backend::Candle);
+    let _ = (id, options);
+    Err((x, w))
+}
+
+fn geom(x_dims: [usize; 4], w_dims: [usize; 4], options: &ConvOptions<2>) -> ConvGeom {
+    assert_eq!(
+        x_dims[1], w_dims[1],
+        "conv2d: input has {} channels, weight expects {}",
+        x_dims[1], w_dims[1]
+    );
+    ConvGeom::new(
+        x_dims,
+        [w_dims[2], w_dims[3]],
+        options.stride,
+        options.padding,
+    )
+}
+
+/// Forward on a non-autodiff backend.
+fn conv2d_plain<B: Backend>(
+    x: Tensor<B, 4>,
+    w: Tensor<B, 4>,
+    options: &ConvOptions<2>,
+) -> Tensor<B, 4> {
+    let g = geom(x.dims(), w.dims(), options);
+    let co = w.dims()[0];
+    let device = x.device();
+    let y = conv_forward(
+        &host::<B, 4>(x.into_primitive().tensor()),
+        &host::<B, 4>(w.into_primitive().tensor()),
+        co,
+        &g,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(device_tensor::<B, 4>(
+        y,
+        [g.n, co, g.ho, g.wo],
+        &device,
+    )))
+}
+
+/// What the backward step keeps: host copies of the input and weight (the columns are
+/// recomputed, never stored: they are 9x the input).
+#[derive(Debug, Clone)]
+struct SavedConv {
+    x: Arc<Vec<f32>>,
+    w: Arc<Vec<f32>>,
+    w_dims: [usize; 4],
+    g: ConvGeom,
+}
+
+/// Backward step of the fast convolution.
+#[derive(Debug)]
+struct Conv2dIm2col;
+
+impl<B: Backend> Backward<B, 2> for Conv2dIm2col {
+    type State = SavedConv;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_w] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let device = B::float_device(&grad);
+        let s = ops.state;
+        let co = s.w_dims[0];
+        let dy = host::<B, 4>(grad);
+        if let Some(node) = node_w {
+            let dw = conv_backward_w(&s.x, &dy, co, &s.g);
+            grads.register::<B>(node.id, device_tensor::<B, 4>(dw, s.w_dims, &device));
+        }
+        if let Some(node) = node_x {
+            let dx = conv_backward_x(&dy, &s.w, co, &s.g);
+            let g = &s.g;
+            grads.register::<B>(
+                node.id,
+                device_tensor::<B, 4>(dx, [g.n, g.c, g.h, g.w], &device),
+            );
+        }
+    }
+}
+
+/// Forward on `Autodiff<B>`: host kernels on the inner backend's data, with
+/// [`Conv2dIm2col`] recorded as the backward step.
+fn conv2d_autodiff<B: Backend>(
+    x: Tensor<Autodiff<B>, 4>,
+    w: Tensor<Autodiff<B>, 4>,
+    options: &ConvOptions<2>,
+) -> Tensor<Autodiff<B>, 4> {
+    let w_dims = w.dims();
+    let g = geom(x.dims(), w_dims, options);
+    let co = w_dims[0];
+    let device = x.device();
+    let x = x.into_primitive().tensor();
+    let w = w.into_primitive().tensor();
+    let prep = Conv2dIm2col
+        .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
+        .compute_bound()
+        .stateful();
+    let xh = Arc::new(host::<B, 4>(x.primitive));
+    let wh = Arc::new(host::<B, 4>(w.primitive));
+    let y = conv_forward(&xh, &wh, co, &g);
+    let y = device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device);
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish(
+            SavedConv {
+                x: xh,
+                w: wh,
+                w_dims,
+                g,
+            },
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}

@@ -1,0 +1,18 @@
+//! Fast training ops for small CNNs on CPU backends, drop-in for burn's stock ones.
+//!
+//! * [`conv2d`]: im2col + GEMM convolution with an explicit backward (fast path on
+//!   flex / ndarray / candle, bare or under `Autodiff`; stock burn elsewhere).
+//! * [`batch_norm_train`] and friends: BatchNorm on 2-D views, any backend.
+//!
+//! Everything is generic over `B: Backend` and differentiable on an autodiff backend.
+
+mod batch_norm;
+mod conv;
+mod host;
+mod kernels;
+
+pub use batch_norm::{
+    batch_norm_eval, batch_norm_eval_2d, batch_norm_train, batch_norm_train_2d,
+    batch_norm_train_composite, has_fused_batch_norm, update_running_stats,
+};
+pub use conv::{conv2d, has_fast_conv};

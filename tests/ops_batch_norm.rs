@@ -1,0 +1,243 @@
+//! `edgessl::ops` BatchNorm against burn's stock `BatchNorm`: outputs, gradients (input,
+//! gamma, beta), running statistics and inference mode, on every compiled CPU backend.
+
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Param};
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, ElementConversion, Tensor, TensorData};
+use edgessl::ops;
+
+const TOL: f32 = 1e-4;
+const EPS: f64 = 1e-5;
+
+fn rel_err<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let scale = b.clone().abs().max().into_scalar().elem::<f32>().max(1.0);
+    (a - b).abs().max().into_scalar().elem::<f32>() / scale
+}
+
+/// A stock BatchNorm with random affine parameters.
+fn stock_bn<B: Backend>(c: usize, dev: &B::Device) -> BatchNorm<Autodiff<B>> {
+    let mut bn: BatchNorm<Autodiff<B>> = BatchNormConfig::new(c).with_epsilon(EPS).init(dev);
+    bn.gamma = Param::from_tensor(Tensor::random([c], Distribution::Normal(1., 0.5), dev));
+    bn.beta = Param::from_tensor(Tensor::random([c], Distribution::Normal(0., 0.5), dev));
+    bn
+}
+
+fn check_4d<B: Backend>(shape: [usize; 4], affine: bool) {
+    let dev = B::Device::default();
+    let ctx = format!("{shape:?} affine {affine}");
+    let c = shape[1];
+    let bn = stock_bn::<B>(c, &dev);
+    let x = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(3., 2.), &dev);
+    let r = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(0., 1.), &dev);
+
+    // Stock (affine off = gamma 1, beta 0 as constants).
+    let xs = x.clone().require_grad();
+    let ys = if affine {
+        bn.forward(xs.clone())
+    } else {
+        let mut plain: BatchNorm<Autodiff<B>> =
+            BatchNormConfig::new(c).with_epsilon(EPS).init(&dev);
+        plain.gamma = Param::from_tensor(Tensor::ones([c], &dev));
+        plain.beta = Param::from_tensor(Tensor::zeros([c], &dev));
+        plain.forward(xs.clone())
+    };
+    let gs = (ys.clone() * r.clone()).sum().backward();
+
+    let xf = x.clone().require_grad();
+    let gamma = bn.gamma.val().detach().require_grad();
+    let beta = bn.beta.val().detach().require_grad();
+    let (yf, mean, var) = if affine {
+        ops::batch_norm_train(xf.clone(), Some(gamma.clone()), Some(beta.clone()), EPS)
+    } else {
+        ops::batch_norm_train(xf.clone(), None, None, EPS)
+    };
+    let gf = (yf.clone() * r).sum().backward();
+
+    assert!(rel_err(yf.inner(), ys.inner()) < TOL, "{ctx}: forward");
+    assert!(
+        rel_err(xf.grad(&gf).unwrap(), xs.grad(&gs).unwrap()) < TOL,
+        "{ctx}: input grad"
+    );
+    if affine {
+        assert!(
+            rel_err(gamma.grad(&gf).unwrap(), bn.gamma.val().grad(&gs).unwrap()) < TOL,
+            "{ctx}: gamma grad"
+        );
+        assert!(
+            rel_err(beta.grad(&gf).unwrap(), bn.beta.val().grad(&gs).unwrap()) < TOL,
+            "{ctx}: beta grad"
+        );
+        // Running statistics: burn averages the biased variance (momentum 0.1).
+        let (rm, rv) = ops::update_running_stats(
+            Tensor::zeros([c], &dev),
+            Tensor::ones([c], &dev),
+            mean,
+            var,
+            shape[0] * shape[2] * shape[3],
+            0.1,
+            false,
+        );
+        let stock_rm = bn.running_mean.value_sync();
+        assert!(
+            rel_err(rm.clone().inner(), stock_rm.clone().inner()) < TOL,
+            "{ctx}: running mean {} vs {}",
+            rm,
+            stock_rm
+        );
+        assert!(
+            rel_err(rv.inner(), bn.running_var.value_sync().inner()) < TOL,
+            "{ctx}: running var"
+        );
+
+        // Inference mode against the stock module on the inner backend.
+        let valid = bn.valid();
+        let xi = x.inner();
+        let y_ref = valid.forward(xi.clone());
+        let y = ops::batch_norm_eval(
+            xi,
+            valid.running_mean.value(),
+            valid.running_var.value(),
+            Some(valid.gamma.val()),
+            Some(valid.beta.val()),
+            EPS,
+        );
+        assert!(rel_err(y, y_ref) < TOL, "{ctx}: eval");
+    }
+}
+
+fn check_2d<B: Backend>(shape: [usize; 2]) {
+    let dev = B::Device::default();
+    let c = shape[1];
+    let bn = stock_bn::<B>(c, &dev);
+    let x = Tensor::<Autodiff<B>, 2>::random(shape, Distribution::Normal(-1., 3.), &dev);
+    let r = Tensor::<Autodiff<B>, 2>::random(shape, Distribution::Normal(0., 1.), &dev);
+    let xs = x.clone().require_grad();
+    let ys = bn.forward(xs.clone());
+    let gs = (ys.clone() * r.clone()).sum().backward();
+    let xf = x.clone().require_grad();
+    let gamma = bn.gamma.val().detach().require_grad();
+    let beta = bn.beta.val().detach().require_grad();
+    let (yf, _, _) =
+        ops::batch_norm_train_2d(xf.clone(), Some(gamma.clone()), Some(beta.clone()), EPS);
+    let gf = (yf.clone() * r).sum().backward();
+    assert!(rel_err(yf.inner(), ys.inner()) < TOL, "{shape:?}: forward");
+    assert!(
+        rel_err(xf.grad(&gf).unwrap(), xs.grad(&gs).unwrap()) < TOL,
+        "{shape:?}: dx"
+    );
+    assert!(rel_err(gamma.grad(&gf).unwrap(), bn.gamma.val().grad(&gs).unwrap()) < TOL);
+    assert!(rel_err(beta.grad(&gf).unwrap(), bn.beta.val().grad(&gs).unwrap()) < TOL);
+
+    let valid = bn.valid();
+    let y_ref = valid.forward(x.clone().inner());
+    let y = ops::batch_norm_eval_2d(
+        x.inner(),
+        valid.running_mean.value(),
+        valid.running_var.value(),
+        Some(valid.gamma.val()),
+        Some(valid.beta.val()),
+        EPS,
+    );
+    assert!(rel_err(y, y_ref) < TOL, "{shape:?}: eval");
+}
+
+/// Two-pass variance: a large common offset must not destroy the variance.
+fn check_two_pass<B: Backend>() {
+    let dev = B::Device::default();
+    let vals: Vec<f32> = (0..2 * 2 * 4 * 4)
+        .map(|i| 1.0e4 + ((i * 7) % 5) as f32 * 0.01)
+        .collect();
+    let x = Tensor::<B, 4>::from_data(TensorData::new(vals.clone(), [2, 2, 4, 4]), &dev);
+    let (_, _, var) = ops::batch_norm_train(x, None, None, EPS);
+    let var: Vec<f32> = var.into_data().into_vec().unwrap();
+    for (ch, v) in var.iter().enumerate() {
+        let xs: Vec<f64> = (0..2)
+            .flat_map(|n| (0..16).map(move |k| (n * 2 + ch) * 16 + k))
+            .map(|i| vals[i] as f64)
+            .collect();
+        let m = xs.iter().sum::<f64>() / xs.len() as f64;
+        let exact = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;
+        assert!(
+            ((*v as f64) - exact).abs() < 0.05 * exact,
+            "channel {ch}: {v} vs {exact}"
+        );
+    }
+}
+
+/// PyTorch convention: unbiased running variance.
+fn check_unbiased<B: Backend>() {
+    let dev = B::Device::default();
+    let (m, v) = ops::update_running_stats::<B>(
+        Tensor::zeros([1], &dev),
+        Tensor::ones([1], &dev),
+        Tensor::from_floats([2.0], &dev),
+        Tensor::from_floats([3.0], &dev),
+        4,
+        0.5,
+        true,
+    );
+    assert_eq!(m.into_scalar().elem::<f32>(), 1.0);
+    assert_eq!(v.into_scalar().elem::<f32>(), 0.5 + 0.5 * 4.0);
+}
+
+/// γ without β is not fused: exercises the 2-D-view composite against stock (β = 0).
+fn check_composite<B: Backend>(shape: [usize; 4]) {
+    let dev = B::Device::default();
+    let c = shape[1];
+    let mut bn = stock_bn::<B>(c, &dev);
+    bn.beta = Param::from_tensor(Tensor::zeros([c], &dev));
+    let x = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(3., 2.), &dev);
+    let r = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(0., 1.), &dev);
+    let xs = x.clone().require_grad();
+    let ys = bn.forward(xs.clone());
+    let gs = (ys.clone() * r.clone()).sum().backward();
+    let xf = x.require_grad();
+    let gamma = bn.gamma.val().detach().require_grad();
+    let (yf, _, _) = ops::batch_norm_train(xf.clone(), Some(gamma.clone()), None, EPS);
+    let gf = (yf.clone() * r).sum().backward();
+    assert!(
+        rel_err(yf.inner(), ys.inner()) < TOL,
+        "{shape:?}: composite forward"
+    );
+    assert!(
+        rel_err(xf.grad(&gf).unwrap(), xs.grad(&gs).unwrap()) < TOL,
+        "{shape:?}: composite dx"
+    );
+    assert!(rel_err(gamma.grad(&gf).unwrap(), bn.gamma.val().grad(&gs).unwrap()) < TOL);
+}
+
+fn check_all<B: Backend>() {
+    assert!(ops::has_fused_batch_norm::<Autodiff<B>>());
+    check_composite::<B>([4, 3, 5, 6]);
+    check_composite::<B>([1, 2, 3, 3]);
+    B::seed(&B::Device::default(), 11);
+    for shape in [[4, 3, 5, 6], [1, 2, 4, 4], [3, 1, 3, 7], [2, 4, 1, 1]] {
+        check_4d::<B>(shape, true);
+        check_4d::<B>(shape, false);
+    }
+    check_2d::<B>([8, 5]);
+    check_2d::<B>([2, 3]);
+    check_two_pass::<B>();
+    check_unbiased::<B>();
+}
+
+#[test]
+fn batch_norm_flex() {
+    check_all::<burn::backend::Flex>();
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+fn batch_norm_ndarray() {
+    check_all::<burn::backend::NdArray>();
+}
+
+#[cfg(feature = "candle")]
+#[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
+#[test]
+fn batch_norm_candle() {
+    check_all::<burn::backend::Candle>();
+}

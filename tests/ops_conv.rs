@@ -1,0 +1,196 @@
+//! `edgessl::ops::conv2d` against burn's stock `conv2d`: values and gradients (input,
+//! weight, bias), on every compiled CPU backend, bare and under `Autodiff`.
+
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Distribution, Tensor};
+use edgessl::ops;
+
+/// Max |a − b| relative to max |b| (1 when `b` is tiny).
+fn rel_err<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let scale = b.clone().abs().max().into_scalar().to_f32_lossy().max(1.0);
+    (a - b).abs().max().into_scalar().to_f32_lossy() / scale
+}
+
+trait ToF32 {
+    fn to_f32_lossy(self) -> f32;
+}
+impl<E: burn::tensor::ElementConversion> ToF32 for E {
+    fn to_f32_lossy(self) -> f32 {
+        self.elem::<f32>()
+    }
+}
+
+/// (n, ci, h, w, co, kh, kw, stride, padding)
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    [usize; 2],
+    [usize; 2],
+);
+
+const CASES: &[Case] = &[
+    (2, 3, 8, 8, 4, 3, 3, [1, 1], [1, 1]), // stem-like
+    (2, 4, 9, 7, 5, 3, 3, [2, 2], [1, 1]), // stride 2, odd non-square input
+    (1, 1, 6, 5, 3, 3, 3, [1, 1], [1, 1]), // batch 1, C = 1
+    (3, 4, 8, 8, 6, 1, 1, [2, 2], [0, 0]), // 1x1 stride-2 shortcut
+    (2, 5, 5, 6, 3, 1, 1, [1, 1], [0, 0]), // pointwise (no gather)
+    (2, 3, 7, 9, 4, 3, 2, [1, 2], [1, 0]), // non-square kernel, mixed stride/padding
+    (1, 2, 5, 5, 2, 3, 3, [1, 1], [0, 0]), // no padding
+    (2, 2, 4, 4, 3, 3, 3, [2, 2], [2, 2]), // padding > kernel/2
+];
+
+const TOL: f32 = 1e-4;
+
+fn check_backend<B: Backend>(name: &str) {
+    let dev = B::Device::default();
+    B::seed(&dev, 7);
+    assert!(ops::has_fast_conv::<B>(), "{name}: fast path not taken");
+    assert!(
+        ops::has_fast_conv::<Autodiff<B>>(),
+        "{name}: fast path not taken"
+    );
+    for &(n, ci, h, w, co, kh, kw, stride, padding) in CASES {
+        // Candle's stock conv (the reference) rejects per-axis stride/padding.
+        if name == "candle" && (stride[0] != stride[1] || padding[0] != padding[1]) {
+            continue;
+        }
+        let opts = ConvOptions::new(stride, padding, [1, 1], 1);
+        let ctx = format!("{name} n{n} ci{ci} {h}x{w} co{co} k{kh}x{kw} s{stride:?} p{padding:?}");
+        let x = Tensor::<Autodiff<B>, 4>::random([n, ci, h, w], Distribution::Normal(0., 1.), &dev);
+        let wt =
+            Tensor::<Autodiff<B>, 4>::random([co, ci, kh, kw], Distribution::Normal(0., 1.), &dev);
+        let b = Tensor::<Autodiff<B>, 1>::random([co], Distribution::Normal(0., 1.), &dev);
+
+        // Inner backend: forward only.
+        let y_ref = burn::tensor::module::conv2d(
+            x.clone().inner(),
+            wt.clone().inner(),
+            Some(b.clone().inner()),
+            opts.clone(),
+        );
+        let y_fast = ops::conv2d(
+            x.clone().inner(),
+            wt.clone().inner(),
+            Some(b.clone().inner()),
+            opts.clone(),
+        );
+        assert!(rel_err(y_fast, y_ref.clone()) < TOL, "{ctx}: inner forward");
+
+        // Autodiff: forward and all three gradients, with a random output gradient.
+        let r = Tensor::<Autodiff<B>, 4>::random(y_ref.dims(), Distribution::Normal(0., 1.), &dev);
+        let run = |fast: bool| {
+            let (x, wt, b) = (
+                x.clone().require_grad(),
+                wt.clone().require_grad(),
+                b.clone().require_grad(),
+            );
+            let y = if fast {
+                ops::conv2d(x.clone(), wt.clone(), Some(b.clone()), opts.clone())
+            } else {
+                burn::tensor::module::conv2d(x.clone(), wt.clone(), Some(b.clone()), opts.clone())
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            (
+                y.inner(),
+                x.grad(&g).unwrap(),
+                wt.grad(&g).unwrap(),
+                b.grad(&g).unwrap(),
+            )
+        };
+        let (y0, dx0, dw0, db0) = run(false);
+        let (y1, dx1, dw1, db1) = run(true);
+        assert!(rel_err(y1, y0) < TOL, "{ctx}: forward");
+        assert!(rel_err(dx1, dx0) < TOL, "{ctx}: input grad");
+        assert!(rel_err(dw1, dw0) < TOL, "{ctx}: weight grad");
+        assert!(rel_err(db1, db0) < TOL, "{ctx}: bias grad");
+    }
+}
+
+/// The first convolution's input needs no gradient: only the weight gets one.
+fn check_no_input_grad<B: Backend>() {
+    let dev = B::Device::default();
+    let x = Tensor::<Autodiff<B>, 4>::random([2, 3, 6, 6], Distribution::Normal(0., 1.), &dev);
+    let w = Tensor::<Autodiff<B>, 4>::random([4, 3, 3, 3], Distribution::Normal(0., 1.), &dev)
+        .require_grad();
+    let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let g0 = burn::tensor::module::conv2d(x.clone(), w.clone(), None, opts.clone())
+        .sum()
+        .backward();
+    let g1 = ops::conv2d(x.clone(), w.clone(), None, opts)
+        .sum()
+        .backward();
+    assert!(x.grad(&g1).is_none());
+    assert!(rel_err(w.grad(&g1).unwrap(), w.grad(&g0).unwrap()) < TOL);
+}
+
+/// Chained convolutions: gradients flow through the fast op into an earlier one.
+fn check_chain<B: Backend>() {
+    let dev = B::Device::default();
+    let x = Tensor::<Autodiff<B>, 4>::random([2, 2, 7, 7], Distribution::Normal(0., 1.), &dev);
+    let w1 = Tensor::<Autodiff<B>, 4>::random([3, 2, 3, 3], Distribution::Normal(0., 1.), &dev);
+    let w2 = Tensor::<Autodiff<B>, 4>::random([4, 3, 3, 3], Distribution::Normal(0., 1.), &dev);
+    let s1 = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let s2 = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+    let run = |fast: bool| {
+        let (w1, w2) = (w1.clone().require_grad(), w2.clone().require_grad());
+        let conv = |x, w, o: &ConvOptions<2>| {
+            if fast {
+                ops::conv2d(x, w, None, o.clone())
+            } else {
+                burn::tensor::module::conv2d(x, w, None, o.clone())
+            }
+        };
+        let h = burn::tensor::activation::relu(conv(x.clone(), w1.clone(), &s1));
+        let y = conv(h, w2.clone(), &s2);
+        let g = (y.clone() * y).sum().backward();
+        (w1.grad(&g).unwrap(), w2.grad(&g).unwrap())
+    };
+    let (a1, a2) = run(false);
+    let (b1, b2) = run(true);
+    assert!(rel_err(b1, a1) < TOL);
+    assert!(rel_err(b2, a2) < TOL);
+}
+
+/// Options the fast path does not handle fall back to the stock op (same results).
+fn check_fallback<B: Backend>() {
+    let dev = B::Device::default();
+    let x = Tensor::<B, 4>::random([1, 4, 7, 7], Distribution::Normal(0., 1.), &dev);
+    let w = Tensor::<B, 4>::random([4, 2, 3, 3], Distribution::Normal(0., 1.), &dev);
+    let opts = ConvOptions::new([1, 1], [2, 2], [2, 2], 2);
+    let a = burn::tensor::module::conv2d(x.clone(), w.clone(), None, opts.clone());
+    let b = ops::conv2d(x, w, None, opts);
+    assert!(rel_err(b, a) < TOL);
+}
+
+#[test]
+fn conv2d_flex() {
+    check_backend::<burn::backend::Flex>("flex");
+    check_no_input_grad::<burn::backend::Flex>();
+    check_chain::<burn::backend::Flex>();
+    check_fallback::<burn::backend::Flex>();
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+fn conv2d_ndarray() {
+    check_backend::<burn::backend::NdArray>("ndarray");
+    check_no_input_grad::<burn::backend::NdArray>();
+    check_chain::<burn::backend::NdArray>();
+}
+
+#[cfg(feature = "candle")]
+#[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
+#[test]
+fn conv2d_candle() {
+    check_backend::<burn::backend::Candle>("candle");
+    check_no_input_grad::<burn::backend::Candle>();
+    check_chain::<burn::backend::Candle>();
+}
