@@ -242,8 +242,15 @@ impl<B: AutodiffBackend> Learner<B> {
         let x = self.batch_tensor(batch)?;
         let online = self.online.take().expect("online network is present between steps");
 
+        // The EMA target first: its forward keeps no graph, so its feature maps are freed
+        // before the online forward builds one (a lower peak; the values are the same).
+        let ema_target = match (&self.target, self.method.stop_gradient) {
+            (Some(target), true) => Some(target.forward(x.clone()).detach()),
+            _ => None,
+        };
+
         // 1. Online forward of both views; 2. F from the detached projector outputs.
-        let z = online.encoder.forward(x.clone());
+        let z = online.encoder.forward(x);
         let z_host = z.clone().detach().into_data().convert::<f32>();
         let z_host = z_host.as_slice::<f32>().expect("f32 data after convert");
         self.correlation.update(z_host, 2 * batch.batch);
@@ -252,13 +259,12 @@ impl<B: AutodiffBackend> Learner<B> {
 
         // 3. Prediction with the current Wp, the target, the loss and its gradients.
         let p = online.predict(z.clone());
-        let target = if !self.method.stop_gradient {
+        let target = match ema_target {
+            Some(t) => t,
             // The ablation: the target branch is the online network, gradients included.
-            z
-        } else if let Some(target) = &self.target {
-            target.forward(x).detach()
-        } else {
-            z.detach()
+            None if !self.method.stop_gradient => z,
+            // SimSiam: the online outputs, detached.
+            None => z.detach(),
         };
         let loss = symmetric_loss(p, target);
         let loss_value = loss.clone().into_scalar().to_f64_checked();
