@@ -2,7 +2,10 @@
 //!
 //! * [`conv2d`]: im2col + GEMM convolution with an explicit backward (fast path on
 //!   flex / ndarray / candle, bare or under `Autodiff`; stock burn elsewhere).
-//! * [`batch_norm_train`] and friends: BatchNorm on 2-D views, any backend.
+//! * [`batch_norm_train`] and friends: BatchNorm with fused host kernels and an explicit
+//!   backward on flex and candle, 2-D-view burn ops on any other (ndarray included).
+//! * [`conv2d_forward`] / [`batch_norm_forward`]: the same, as drop-in replacements for
+//!   `Conv2d::forward` / `BatchNorm::forward` on burn's own modules.
 //!
 //! Everything is generic over `B: Backend` and differentiable on an autodiff backend.
 
@@ -10,9 +13,11 @@ mod batch_norm;
 mod conv;
 mod host;
 mod kernels;
+mod modules;
 
 pub use batch_norm::{
     batch_norm_eval, batch_norm_eval_2d, batch_norm_train, batch_norm_train_2d,
     batch_norm_train_composite, has_fused_batch_norm, update_running_stats,
 };
 pub use conv::{conv2d, has_fast_conv};
+pub use modules::{batch_norm_forward, conv2d_forward};
