@@ -220,11 +220,6 @@ impl MemoryEstimate {
             + self.transient
             + self.baseline
     }
-
-    /// Everything that scales with the batch (activations, transient, predictor activations).
-    pub fn per_batch_part(&self) -> u64 {
-        self.activations + self.transient + self.predictor
-    }
 }
 
 /// The accounting of one step of `method` on `model` with `batch` frames, on top of

@@ -60,7 +60,8 @@ pub fn largest_batch(
             budget_mib: mib(budget_bytes),
             min_batch: MIN_BATCH,
             needed_mib: mib(smallest.total()),
-            fixed_mib: mib(smallest.total() - smallest.per_batch_part()),
+            // Every batch-dependent term is zero at batch 0: what remains is fixed.
+            fixed_mib: mib(at(0).total()),
         });
     }
     // Invariant: `lo` fits; `hi` does not (or is past the search range).
@@ -69,8 +70,7 @@ pub fn largest_batch(
         lo = hi;
         hi *= 2;
     }
-    let hi = hi.min(MAX_BATCH + 1);
-    let (mut lo, mut hi) = (lo, hi);
+    hi = hi.min(MAX_BATCH + 1);
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
         if at(mid).total() <= budget_bytes {

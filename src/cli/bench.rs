@@ -357,7 +357,10 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
         anyhow::bail!("--steps 0: time at least one step");
     }
     if a.roof_n < 16 {
-        anyhow::bail!("--roof-n {}: use at least 16 (1024 or more measures the roof)", a.roof_n);
+        anyhow::bail!(
+            "--roof-n {}: use at least 16 (1024 or more measures the roof)",
+            a.roof_n
+        );
     }
     crate::runtime::set_threads(base.train.threads)?;
     println!("# bench throughput: {}\n", shape_line(&base));
@@ -472,16 +475,39 @@ fn budget(a: BudgetArgs) -> anyhow::Result<()> {
         mib(baseline),
         shape_line(&base)
     );
-    let mut t = Table::new(["method", "largest batch", "predicted MiB", "at batch 2 MiB"]);
+    let configured = base.train.batch;
+    let mut t = Table::new([
+        "method",
+        "largest batch",
+        "predicted MiB",
+        "at batch 2 MiB",
+        "configured batch",
+    ]);
     for c in &configs {
         let label = c.method.label();
+        let at_configured = estimate(&c.model, &c.method, &c.optim, configured, baseline).total();
+        let verdict = format!(
+            "{configured}: {} MiB, {}",
+            mib(at_configured),
+            if at_configured <= budget_mib.saturating_mul(1024 * 1024) {
+                "fits"
+            } else {
+                "OVER BUDGET"
+            }
+        );
         match largest_batch(c, budget_mib.saturating_mul(1024 * 1024), baseline) {
             Ok(b) => {
                 let at = estimate(&c.model, &c.method, &c.optim, b, baseline).total();
                 let at2 = estimate(&c.model, &c.method, &c.optim, 2, baseline).total();
-                t.row([label, b.to_string(), mib(at), mib(at2)]);
+                t.row([label, b.to_string(), mib(at), mib(at2), verdict]);
             }
-            Err(e) => t.row([label, "does not fit".into(), "-".into(), e.to_string()]),
+            Err(e) => t.row([
+                label,
+                "does not fit".into(),
+                "-".into(),
+                e.to_string(),
+                verdict,
+            ]),
         }
     }
     println!("{t}");
