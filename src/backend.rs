@@ -90,7 +90,9 @@ pub struct BackendUnavailable {
 pub fn run_on<T: BackendTask>(kind: BackendKind, task: T) -> Result<T::Output, BackendUnavailable> {
     match kind {
         #[cfg(feature = "flex")]
-        BackendKind::Flex => Ok(task.run::<Autodiff<burn::backend::Flex>>(Default::default(), kind)),
+        BackendKind::Flex => {
+            Ok(task.run::<Autodiff<burn::backend::Flex>>(Default::default(), kind))
+        }
         #[cfg(feature = "ndarray")]
         BackendKind::Ndarray => {
             Ok(task.run::<Autodiff<burn::backend::NdArray>>(Default::default(), kind))

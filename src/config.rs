@@ -79,9 +79,14 @@ pub enum ConfigError {
 impl TrainConfig {
     /// Read a TOML config; missing keys take their defaults.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Self::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
     }
 
     /// Parse TOML text.
@@ -106,7 +111,9 @@ impl TrainConfig {
             )));
         }
         if self.train.log_every == 0 {
-            return Err(ConfigError::Invalid("train.log_every = 0: must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "train.log_every = 0: must be at least 1".into(),
+            ));
         }
         Ok(())
     }

@@ -103,7 +103,12 @@ pub fn train<B: AutodiffBackend, S: BatchStream + ?Sized>(
             recent.pop_front();
         }
         recent.push_back(stats.loss);
-        let info = StepInfo { stats, frames: batch.batch, elapsed: t0.elapsed(), batch: &batch };
+        let info = StepInfo {
+            stats,
+            frames: batch.batch,
+            elapsed: t0.elapsed(),
+            batch: &batch,
+        };
         if observe(learner, batches, &info)? == Control::Stop {
             break;
         }

@@ -11,8 +11,19 @@ fn edgessl() -> Command {
 
 /// Tiny synthetic run flags.
 const TINY: &[&str] = &[
-    "--data", "synthetic", "--image-size", "12", "--width", "8", "--dim", "16", "--batch", "8",
-    "--log-every", "2", "--no-eval",
+    "--data",
+    "synthetic",
+    "--image-size",
+    "12",
+    "--width",
+    "8",
+    "--dim",
+    "16",
+    "--batch",
+    "8",
+    "--log-every",
+    "2",
+    "--no-eval",
 ];
 
 #[test]
@@ -20,12 +31,23 @@ fn bad_flags_are_clear_errors_not_panics() {
     for (flags, needle) in [
         (vec!["--rho", "-1"], "method.rho"),
         (vec!["--eps", "-0.5"], "method.eps"),
-        (vec!["--method", "contrastive"], "invalid value 'contrastive'"),
+        (
+            vec!["--method", "contrastive"],
+            "invalid value 'contrastive'",
+        ),
         (vec!["--in-channels", "2"], "model.in_channels"),
         (vec!["--image-size", "4"], "model.image_size"),
-        (vec!["--config", "does/not/exist.toml"], "does/not/exist.toml"),
+        (
+            vec!["--config", "does/not/exist.toml"],
+            "does/not/exist.toml",
+        ),
     ] {
-        let out = edgessl().arg("pretrain").args(&flags).args(["--out", "target/cli-bad"]).output().unwrap();
+        let out = edgessl()
+            .arg("pretrain")
+            .args(&flags)
+            .args(["--out", "target/cli-bad"])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{flags:?} was accepted");
         assert!(!stderr.contains("panicked"), "{flags:?} panicked: {stderr}");
@@ -45,10 +67,18 @@ fn a_short_run_writes_config_log_checkpoint_and_export() {
         .status()
         .unwrap();
     assert!(status.success());
-    for file in ["config.toml", "log.jsonl", "encoder.edgessl", "encoder.safetensors", "encoder.edgessl.card.toml"] {
+    for file in [
+        "config.toml",
+        "log.jsonl",
+        "encoder.edgessl",
+        "encoder.safetensors",
+        "encoder.edgessl.card.toml",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
-    let ckpts: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().collect();
+    let ckpts: Vec<_> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .collect();
     assert_eq!(ckpts.len(), 2, "checkpoints at steps 2 and 4");
     let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 2);
@@ -56,8 +86,16 @@ fn a_short_run_writes_config_log_checkpoint_and_export() {
     let config = edgessl::config::TrainConfig::load(&out.join("config.toml")).unwrap();
     assert_eq!((config.train.steps, config.model.image_size), (4, 12));
     // And the export verifies.
-    let inspect = edgessl().arg("inspect").arg(out.join("encoder.edgessl")).output().unwrap();
-    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stdout));
+    let inspect = edgessl()
+        .arg("inspect")
+        .arg(out.join("encoder.edgessl"))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
 }
 
 /// Step of the newest checkpoint file that verifies. Read-only: opening a `CheckpointStore`
@@ -67,11 +105,18 @@ fn newest_checkpoint_verifies(dir: &Path) -> Option<u64> {
     let mut steps: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir.join("checkpoints"))
         .ok()?
         .filter_map(|e| e.ok())
-        .filter_map(|e| Some((CheckpointStore::parse_file_name(e.file_name().to_str()?)?, e.path())))
+        .filter_map(|e| {
+            Some((
+                CheckpointStore::parse_file_name(e.file_name().to_str()?)?,
+                e.path(),
+            ))
+        })
         .collect();
     steps.sort();
     steps.into_iter().rev().find_map(|(step, path)| {
-        read_file::<edgessl::run::RunCheckpoint>(&path, PayloadKind::Checkpoint).ok().map(|_| step)
+        read_file::<edgessl::run::RunCheckpoint>(&path, PayloadKind::Checkpoint)
+            .ok()
+            .map(|_| step)
     })
 }
 
@@ -89,15 +134,32 @@ fn sigkill_at_random_moments_always_leaves_a_checkpoint_that_resumes() {
     let mut last_step = 0;
     for (i, delay) in delays_ms.iter().enumerate() {
         let mut cmd = edgessl();
-        cmd.arg("pretrain").args(TINY).args(["--steps", "100000", "--checkpoint-every", "1", "--keep", "2", "--out"]).arg(&out);
+        cmd.arg("pretrain")
+            .args(TINY)
+            .args([
+                "--steps",
+                "100000",
+                "--checkpoint-every",
+                "1",
+                "--keep",
+                "2",
+                "--out",
+            ])
+            .arg(&out);
         if i > 0 {
             cmd.arg("--resume");
         }
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let t0 = Instant::now();
         let before = last_step;
         // Wait until this run has written a checkpoint of its own.
-        while newest_checkpoint_verifies(&out).unwrap_or(0) <= before && t0.elapsed() < Duration::from_secs(120) {
+        while newest_checkpoint_verifies(&out).unwrap_or(0) <= before
+            && t0.elapsed() < Duration::from_secs(120)
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(*delay));

@@ -38,7 +38,10 @@ fn mismatched_dims_are_refused() {
 #[test]
 fn unknown_methods_and_keys_are_parse_errors() {
     let e = err("[method]\npredictor = \"contrastive\"");
-    assert!(e.contains("unknown variant") && e.contains("directpred"), "{e}");
+    assert!(
+        e.contains("unknown variant") && e.contains("directpred"),
+        "{e}"
+    );
     let e = err("[method]\nrhoo = 0.3");
     assert!(e.contains("rhoo"), "{e}");
     let e = err("[optim]\nlr = \"fast\"");
@@ -49,17 +52,31 @@ fn unknown_methods_and_keys_are_parse_errors() {
 fn defaults_are_the_reference_values_and_round_trip() {
     let c = TrainConfig::default();
     c.validate().unwrap();
-    assert_eq!((c.method.rho(), c.method.eps(), c.method.freq), (0.3, 0.1, 1));
-    assert_eq!((c.optim.lr, c.optim.momentum, c.optim.weight_decay), (0.03, 0.9, 4e-4));
+    assert_eq!(
+        (c.method.rho(), c.method.eps(), c.method.freq),
+        (0.3, 0.1, 1)
+    );
+    assert_eq!(
+        (c.optim.lr, c.optim.momentum, c.optim.weight_decay),
+        (0.03, 0.9, 4e-4)
+    );
     assert_eq!(c.method.momentum, 0.996);
     assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
-    for preset in ["models/compact-fashion28.toml", "models/resnet18-cifar32.toml"] {
-        TrainConfig::load(std::path::Path::new(preset)).unwrap().validate().unwrap();
+    for preset in [
+        "models/compact-fashion28.toml",
+        "models/resnet18-cifar32.toml",
+    ] {
+        TrainConfig::load(std::path::Path::new(preset))
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 }
 
 #[test]
 fn a_missing_config_file_names_the_file() {
-    let e = TrainConfig::load(std::path::Path::new("no/such/config.toml")).unwrap_err().to_string();
+    let e = TrainConfig::load(std::path::Path::new("no/such/config.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no/such/config.toml"), "{e}");
 }

@@ -38,14 +38,19 @@ fn collapse_std(learner: &Learner<B>, probe: &edgessl::data::ViewBatch) -> f64 {
     let x = learner.batch_tensor(probe).unwrap();
     let z = learner.online().encoder.forward(x).detach();
     let [n, d] = z.dims();
-    normalised_std(&z.into_data().convert::<f32>().to_vec::<f32>().unwrap(), n, d)
+    normalised_std(
+        &z.into_data().convert::<f32>().to_vec::<f32>().unwrap(),
+        n,
+        d,
+    )
 }
 
 fn run(method: MethodConfig, steps: usize) -> Outcome {
     let mut optim = optim();
     optim.lr = 0.1;
     optim.weight_decay = 5e-3;
-    let mut learner = Learner::<B>::new(&tiny_model(), &method, &optim, 7, &Default::default()).unwrap();
+    let mut learner =
+        Learner::<B>::new(&tiny_model(), &method, &optim, 7, &Default::default()).unwrap();
     let data = batches(steps, 32, 7);
     let probe = batches(1, 64, 99).remove(0);
     let std_before = collapse_std(&learner, &probe);
@@ -71,8 +76,14 @@ fn predictor_and_stop_gradient_learn_while_ablations_collapse() {
     none.momentum = 0.99;
     let mut no_stop = method(PredictorKind::Directpred);
     no_stop.stop_gradient = false;
-    let [byol, directpred, none, no_stop] = [byol, directpred, none, no_stop].map(|m| run(m, steps));
-    for (name, o) in [("byol", &byol), ("directpred", &directpred), ("none", &none), ("no-stop-gradient", &no_stop)] {
+    let [byol, directpred, none, no_stop] =
+        [byol, directpred, none, no_stop].map(|m| run(m, steps));
+    for (name, o) in [
+        ("byol", &byol),
+        ("directpred", &directpred),
+        ("none", &none),
+        ("no-stop-gradient", &no_stop),
+    ] {
         eprintln!(
             "{name}: loss {:.3} -> {:.3}, collapse std {:.3} -> {:.3}",
             o.first_loss, o.last_loss, o.std_before, o.std_after
@@ -80,13 +91,33 @@ fn predictor_and_stop_gradient_learn_while_ablations_collapse() {
     }
     // With a predictor and stop-gradient: the loss falls and the outputs stay spread out.
     for (name, o) in [("byol", &byol), ("directpred", &directpred)] {
-        assert!(o.last_loss < 0.7 * o.first_loss, "{name}: loss did not fall");
-        assert!(o.std_after > 0.45, "{name}: representation collapsed ({:.3})", o.std_after);
+        assert!(
+            o.last_loss < 0.7 * o.first_loss,
+            "{name}: loss did not fall"
+        );
+        assert!(
+            o.std_after > 0.45,
+            "{name}: representation collapsed ({:.3})",
+            o.std_after
+        );
     }
     // Without stop-gradient: a trivial solution, every output in one direction.
-    assert!(no_stop.last_loss < 0.01, "no stop-gradient: loss should reach the trivial 0");
-    assert!(no_stop.std_after < 0.05, "no stop-gradient did not collapse ({:.3})", no_stop.std_after);
+    assert!(
+        no_stop.last_loss < 0.01,
+        "no stop-gradient: loss should reach the trivial 0"
+    );
+    assert!(
+        no_stop.std_after < 0.05,
+        "no stop-gradient did not collapse ({:.3})",
+        no_stop.std_after
+    );
     // Without a predictor: the spread shrinks well below its start and below BYOL's.
-    assert!(none.std_after < 0.5 * none.std_before, "no predictor: spread did not shrink");
-    assert!(none.std_after < 0.5 * byol.std_after, "no predictor: not below half of BYOL's spread");
+    assert!(
+        none.std_after < 0.5 * none.std_before,
+        "no predictor: spread did not shrink"
+    );
+    assert!(
+        none.std_after < 0.5 * byol.std_after,
+        "no predictor: not below half of BYOL's spread"
+    );
 }

@@ -22,7 +22,10 @@ fn eigensolver_reconstructs_and_is_orthonormal_up_to_256() {
         let eig = SymmetricEigen::new(&f, d).unwrap();
         let back = eig.reconstruct_with(|v| v);
         let scale = f.iter().map(|v| v.abs()).fold(0.0, f64::max);
-        assert!(max_abs_diff(&back, &f) < 1e-9 * scale * d as f64, "d={d}: reconstruction off");
+        assert!(
+            max_abs_diff(&back, &f) < 1e-9 * scale * d as f64,
+            "d={d}: reconstruction off"
+        );
         let qtq = {
             let q = &eig.vectors;
             let mut m = vec![0.0; d * d];
@@ -33,9 +36,17 @@ fn eigensolver_reconstructs_and_is_orthonormal_up_to_256() {
             }
             m
         };
-        let identity: Vec<f64> = (0..d * d).map(|k| if k % (d + 1) == 0 { 1.0 } else { 0.0 }).collect();
-        assert!(max_abs_diff(&qtq, &identity) < 1e-10, "d={d}: Q not orthonormal");
-        assert!(eig.values.windows(2).all(|w| w[0] <= w[1]), "eigenvalues not ascending");
+        let identity: Vec<f64> = (0..d * d)
+            .map(|k| if k % (d + 1) == 0 { 1.0 } else { 0.0 })
+            .collect();
+        assert!(
+            max_abs_diff(&qtq, &identity) < 1e-10,
+            "d={d}: Q not orthonormal"
+        );
+        assert!(
+            eig.values.windows(2).all(|w| w[0] <= w[1]),
+            "eigenvalues not ascending"
+        );
     }
 }
 
@@ -47,7 +58,12 @@ fn eigensolver_rejects_non_finite_and_wrong_sizes() {
 
 fn correlation_of(matrix: Vec<f64>) -> CorrelationEstimate {
     let dim = (matrix.len() as f64).sqrt() as usize;
-    CorrelationEstimate { dim, rho: 0.3, updates: 1, matrix }
+    CorrelationEstimate {
+        dim,
+        rho: 0.3,
+        updates: 1,
+        matrix,
+    }
 }
 
 #[test]
@@ -55,8 +71,9 @@ fn directpred_matches_the_formula_on_a_known_spectrum() {
     let d = 12;
     let q = random_orthogonal(d, 7);
     // Includes negative eigenvalues (clamped to 0) and a zero.
-    let spectrum: Vec<f64> =
-        vec![4.0, 2.5, 1.0, 0.64, 0.25, 0.09, 0.01, 0.0, -0.02, -0.5, 0.3, 1.7];
+    let spectrum: Vec<f64> = vec![
+        4.0, 2.5, 1.0, 0.64, 0.25, 0.09, 0.01, 0.0, -0.02, -0.5, 0.3, 1.7,
+    ];
     let f = compose(&q, &spectrum);
     let max = 4.0f64;
     for eps in [0.1, 0.0, 0.5] {
@@ -65,20 +82,36 @@ fn directpred_matches_the_formula_on_a_known_spectrum() {
             .map(|&v| ((v.max(0.0) / max).sqrt() + eps).max(1e-4))
             .collect();
         let expected = compose(&q, &expected_p);
-        let got = DirectPred { eps, freq: 1 }.predictor_from(&correlation_of(f.clone())).unwrap();
-        assert!(max_abs_diff(&got, &expected) < 1e-9, "eps={eps}: Wp differs from the formula");
+        let got = DirectPred { eps, freq: 1 }
+            .predictor_from(&correlation_of(f.clone()))
+            .unwrap();
+        assert!(
+            max_abs_diff(&got, &expected) < 1e-9,
+            "eps={eps}: Wp differs from the formula"
+        );
     }
     // With eps = 0 the clamped directions sit exactly at the 1e-4 floor.
-    let got = DirectPred { eps: 0.0, freq: 1 }.predictor_from(&correlation_of(f)).unwrap();
+    let got = DirectPred { eps: 0.0, freq: 1 }
+        .predictor_from(&correlation_of(f))
+        .unwrap();
     let eig = SymmetricEigen::new(&got, d).unwrap();
-    let floor_count = eig.values.iter().filter(|v| (*v - 1e-4).abs() < 1e-9).count();
-    assert_eq!(floor_count, 3, "the zero and two negative eigenvalues should sit at 1e-4");
+    let floor_count = eig
+        .values
+        .iter()
+        .filter(|v| (*v - 1e-4).abs() < 1e-9)
+        .count();
+    assert_eq!(
+        floor_count, 3,
+        "the zero and two negative eigenvalues should sit at 1e-4"
+    );
 }
 
 #[test]
 fn directpred_on_a_collapsed_f_is_eps_identity() {
     let d = 4;
-    let got = DirectPred { eps: 0.1, freq: 1 }.predictor_from(&correlation_of(vec![0.0; d * d])).unwrap();
+    let got = DirectPred { eps: 0.1, freq: 1 }
+        .predictor_from(&correlation_of(vec![0.0; d * d]))
+        .unwrap();
     for i in 0..d {
         for j in 0..d {
             let want = if i == j { 0.1 } else { 0.0 };
@@ -98,7 +131,9 @@ fn directcopy_is_normalised_f_plus_eps_identity() {
         }
     }
     let norm = f.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let got = DirectCopy { eps: 0.3, freq: 1 }.predictor_from(&correlation_of(f.clone())).unwrap();
+    let got = DirectCopy { eps: 0.3, freq: 1 }
+        .predictor_from(&correlation_of(f.clone()))
+        .unwrap();
     for i in 0..d {
         for j in 0..d {
             let want = f[i * d + j] / norm + if i == j { 0.3 } else { 0.0 };
@@ -116,17 +151,29 @@ fn correlation_ema_follows_rho() {
         let mut m = vec![0.0; d * d];
         for i in 0..d {
             for j in 0..d {
-                m[i * d + j] = (0..n).map(|r| z[r * d + i] as f64 * z[r * d + j] as f64).sum::<f64>() / n as f64;
+                m[i * d + j] = (0..n)
+                    .map(|r| z[r * d + i] as f64 * z[r * d + j] as f64)
+                    .sum::<f64>()
+                    / n as f64;
             }
         }
         m
     };
     let mut f = CorrelationEstimate::new(d, 0.3);
     f.update(&z1, n);
-    assert!(max_abs_diff(&f.matrix, &ztz(&z1)) < 1e-12, "first update sets F = d");
+    assert!(
+        max_abs_diff(&f.matrix, &ztz(&z1)) < 1e-12,
+        "first update sets F = d"
+    );
     f.update(&z2, n);
-    let expected: Vec<f64> =
-        ztz(&z1).iter().zip(ztz(&z2)).map(|(a, b)| 0.3 * a + 0.7 * b).collect();
-    assert!(max_abs_diff(&f.matrix, &expected) < 1e-12, "F = rho F + (1 - rho) d");
+    let expected: Vec<f64> = ztz(&z1)
+        .iter()
+        .zip(ztz(&z2))
+        .map(|(a, b)| 0.3 * a + 0.7 * b)
+        .collect();
+    assert!(
+        max_abs_diff(&f.matrix, &expected) < 1e-12,
+        "F = rho F + (1 - rho) d"
+    );
     assert_eq!(f.updates, 2);
 }

@@ -11,7 +11,12 @@ use edgessl::ssl::{Learner, PredictorKind};
 fn weights(learner: &Learner<B>) -> Vec<(String, Vec<f32>)> {
     let mut all: Vec<_> = named_tensors(&learner.online().valid(), "online")
         .into_iter()
-        .chain(learner.target().map(|t| named_tensors(&t.valid(), "target")).unwrap_or_default())
+        .chain(
+            learner
+                .target()
+                .map(|t| named_tensors(&t.valid(), "target"))
+                .unwrap_or_default(),
+        )
         .map(|t| (t.name.clone(), t.data.to_f32_vec()))
         .collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -33,7 +38,8 @@ fn check(kind: PredictorKind, momentum: f64) {
         straight.step(b).unwrap();
     }
 
-    let mut first = Learner::<B>::from_state(&tiny_model(), &method, &optim(), &initial, &device).unwrap();
+    let mut first =
+        Learner::<B>::from_state(&tiny_model(), &method, &optim(), &initial, &device).unwrap();
     for b in &data[..n] {
         first.step(b).unwrap();
     }
@@ -41,7 +47,8 @@ fn check(kind: PredictorKind, momentum: f64) {
     let bytes = encode_bytes(PayloadKind::Checkpoint, &first.state()).unwrap();
     drop(first);
     let state: LearnerState = decode_bytes(&bytes, PayloadKind::Checkpoint).unwrap();
-    let mut resumed = Learner::<B>::from_state(&tiny_model(), &method, &optim(), &state, &device).unwrap();
+    let mut resumed =
+        Learner::<B>::from_state(&tiny_model(), &method, &optim(), &state, &device).unwrap();
     assert_eq!(resumed.step_count(), n as u64);
     for b in &data[n..] {
         resumed.step(b).unwrap();
@@ -53,11 +60,18 @@ fn check(kind: PredictorKind, momentum: f64) {
         .zip(&b)
         .filter(|(x, y)| x != y)
         .map(|(x, y)| {
-            let diff = x.1.iter().zip(&y.1).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            let diff =
+                x.1.iter()
+                    .zip(&y.1)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max);
             format!("{} (max diff {diff:e})", x.0)
         })
         .collect();
-    assert!(differing.is_empty(), "{kind:?}: resumed weights differ: {differing:?}");
+    assert!(
+        differing.is_empty(),
+        "{kind:?}: resumed weights differ: {differing:?}"
+    );
     assert_eq!(straight.correlation, resumed.correlation);
     assert_eq!(straight.predictor_matrix(), resumed.predictor_matrix());
 }
@@ -80,13 +94,26 @@ fn resume_is_bitwise_exact_for_simsiam_linear() {
 #[test]
 fn a_state_from_another_model_is_refused() {
     let device = Default::default();
-    let learner = Learner::<B>::new(&tiny_model(), &method(PredictorKind::Directpred), &optim(), 1, &device).unwrap();
+    let learner = Learner::<B>::new(
+        &tiny_model(),
+        &method(PredictorKind::Directpred),
+        &optim(),
+        1,
+        &device,
+    )
+    .unwrap();
     let state = learner.state();
     let mut other = tiny_model();
     other.dim = 24;
-    let err = Learner::<B>::from_state(&other, &method(PredictorKind::Directpred), &optim(), &state, &device)
-        .err()
-        .expect("mismatched dims must be refused")
-        .to_string();
+    let err = Learner::<B>::from_state(
+        &other,
+        &method(PredictorKind::Directpred),
+        &optim(),
+        &state,
+        &device,
+    )
+    .err()
+    .expect("mismatched dims must be refused")
+    .to_string();
     assert!(err.contains("does not match"), "{err}");
 }

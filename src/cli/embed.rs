@@ -55,7 +55,8 @@ impl BackendTask for EmbedTask {
         let (c, s) = (aug.channels, aug.size);
         let mut all = Vec::new();
         let mut csv_out = if csv {
-            let f = std::fs::File::create(&args.out).with_context(|| format!("--out {}: cannot create", args.out.display()))?;
+            let f = std::fs::File::create(&args.out)
+                .with_context(|| format!("--out {}: cannot create", args.out.display()))?;
             let mut w = std::io::BufWriter::new(f);
             let header: Vec<String> = (0..dim).map(|j| format!("e{j}")).collect();
             writeln!(w, "label,{}", header.join(","))?;
@@ -69,7 +70,9 @@ impl BackendTask for EmbedTask {
             let mut pixels = Vec::with_capacity(args.batch * per);
             let mut labels = Vec::with_capacity(args.batch);
             while labels.len() < args.batch && n + labels.len() < limit {
-                let Some(frame) = source.next_frame()? else { break };
+                let Some(frame) = source.next_frame()? else {
+                    break;
+                };
                 let start = pixels.len();
                 pixels.resize(start + per, 0.0);
                 aug.eval_into(&frame, &mut pixels[start..]);
@@ -78,14 +81,25 @@ impl BackendTask for EmbedTask {
             if labels.is_empty() {
                 break;
             }
-            let x = Tensor::<B::InnerBackend, 4>::from_data(TensorData::new(pixels, [labels.len(), c, s, s]), &device);
+            let x = Tensor::<B::InnerBackend, 4>::from_data(
+                TensorData::new(pixels, [labels.len(), c, s, s]),
+                &device,
+            );
             let e = loaded.trunk.forward(x).into_data().convert::<f32>();
             let e = e.as_slice::<f32>().expect("f32 after convert");
             match csv_out.as_mut() {
                 Some(w) => {
                     for (i, label) in labels.iter().enumerate() {
-                        let row: Vec<String> = e[i * dim..(i + 1) * dim].iter().map(|v| v.to_string()).collect();
-                        writeln!(w, "{},{}", label.map_or(String::new(), |l| l.to_string()), row.join(","))?;
+                        let row: Vec<String> = e[i * dim..(i + 1) * dim]
+                            .iter()
+                            .map(|v| v.to_string())
+                            .collect();
+                        writeln!(
+                            w,
+                            "{},{}",
+                            label.map_or(String::new(), |l| l.to_string()),
+                            row.join(",")
+                        )?;
                     }
                 }
                 None => all.extend_from_slice(e),
@@ -99,7 +113,11 @@ impl BackendTask for EmbedTask {
             Some(mut w) => w.flush()?,
             None => write_npy(&args.out, n, dim, &all)?,
         }
-        eprintln!("embedded {n} frames from {} → {} ({n} x {dim})", source.describe(), args.out.display());
+        eprintln!(
+            "embedded {n} frames from {} → {} ({n} x {dim})",
+            source.describe(),
+            args.out.display()
+        );
         Ok(())
     }
 }

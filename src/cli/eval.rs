@@ -63,7 +63,11 @@ struct EvalTask {
 impl BackendTask for EvalTask {
     type Output = anyhow::Result<EvalReport>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, _kind: BackendKind) -> anyhow::Result<EvalReport> {
+    fn run<B: AutodiffBackend>(
+        self,
+        device: B::Device,
+        _kind: BackendKind,
+    ) -> anyhow::Result<EvalReport> {
         let args = self.args;
         let cache = args.cache.clone().unwrap_or_else(default_cache_dir);
         let config = args.train.resolve()?;
@@ -74,7 +78,8 @@ impl BackendTask for EvalTask {
             None => augment_for(&config, None)?,
         };
         let (train, test) = if args.holdout {
-            let all = LabelledImages::load(&args.data, Split::Train, &cache, &augment, args.train_limit)?;
+            let all =
+                LabelledImages::load(&args.data, Split::Train, &cache, &augment, args.train_limit)?;
             all.holdout_split(0.2, config.train.seed)
         } else {
             (
@@ -88,18 +93,42 @@ impl BackendTask for EvalTask {
         let (name, dim, train_f, test_f) = match (&loaded, args.baseline) {
             (Some(l), _) => {
                 let dim = l.info.trunk.out_dim();
-                (l.name.clone(), dim, trunk_features(&l.trunk, &train, 256, &device), trunk_features(&l.trunk, &test, 256, &device))
+                (
+                    l.name.clone(),
+                    dim,
+                    trunk_features(&l.trunk, &train, 256, &device),
+                    trunk_features(&l.trunk, &test, 256, &device),
+                )
             }
-            (None, Some(Baseline::Raw)) => ("raw pixels".to_string(), train.sample_len(), train.images.clone(), test.images.clone()),
+            (None, Some(Baseline::Raw)) => (
+                "raw pixels".to_string(),
+                train.sample_len(),
+                train.images.clone(),
+                test.images.clone(),
+            ),
             (None, Some(Baseline::Random)) => {
                 B::seed(&device, config.train.seed);
                 let trunk = config.model.trunk_config().init::<B>(&device).valid();
                 let dim = config.model.trunk_config().out_dim();
-                ("random-init trunk".to_string(), dim, trunk_features(&trunk, &train, 256, &device), trunk_features(&trunk, &test, 256, &device))
+                (
+                    "random-init trunk".to_string(),
+                    dim,
+                    trunk_features(&trunk, &train, 256, &device),
+                    trunk_features(&trunk, &test, 256, &device),
+                )
             }
             (None, None) => bail!("give --model PATH or --baseline raw|random"),
         };
-        evaluate(&name, &train_f, &train.labels, &test_f, &test.labels, dim, args.probe_epochs, config.train.seed)
+        evaluate(
+            &name,
+            &train_f,
+            &train.labels,
+            &test_f,
+            &test.labels,
+            dim,
+            args.probe_epochs,
+            config.train.seed,
+        )
     }
 }
 

@@ -41,7 +41,10 @@ impl BackendTask for ExportTask {
         let loaded = open_model(&args.from)?.load::<B>(&device)?;
         let encoder = match (&loaded.encoder, args.with_projector) {
             (Some(e), _) => e.clone(),
-            (None, true) => bail!("{}: this export has no projector; export from a checkpoint", args.from.display()),
+            (None, true) => bail!(
+                "{}: this export has no projector; export from a checkpoint",
+                args.from.display()
+            ),
             (None, false) => crate::model::Encoder {
                 trunk: loaded.trunk.clone(),
                 projector: crate::model::MlpHeadConfig::new(1, 1, 1).init(&device),

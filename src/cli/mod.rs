@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod bench;
 pub mod data;
 pub mod embed;
 pub mod eval;
@@ -10,7 +11,6 @@ pub mod export;
 pub mod inspect;
 pub mod model_source;
 pub mod plot;
-pub mod bench;
 pub mod pretrain;
 pub mod theory;
 

@@ -18,11 +18,18 @@ pub enum ModelSource {
 /// Open `path`: a run folder, a checkpoint file, an `.edgessl` export or a `.safetensors` export.
 pub fn open_model(path: &Path) -> anyhow::Result<ModelSource> {
     if path.is_dir() {
-        let dir = if path.join("checkpoints").is_dir() { path.join("checkpoints") } else { path.to_path_buf() };
+        let dir = if path.join("checkpoints").is_dir() {
+            path.join("checkpoints")
+        } else {
+            path.to_path_buf()
+        };
         let store = CheckpointStore::open(&dir, usize::MAX)?;
         let recovery = store.latest_valid::<RunCheckpoint>()?;
         for s in &recovery.skipped {
-            eprintln!("warning: skipping checkpoint of step {}: {}", s.step, s.error);
+            eprintln!(
+                "warning: skipping checkpoint of step {}: {}",
+                s.step, s.error
+            );
         }
         let Some(loaded) = recovery.loaded else {
             bail!("{}: no checkpoint in this folder verifies", path.display());
@@ -32,18 +39,28 @@ pub fn open_model(path: &Path) -> anyhow::Result<ModelSource> {
     }
     if path.extension().is_some_and(|e| e == "safetensors") {
         let file = read_safetensors(path)?;
-        let card = file
-            .card
-            .with_context(|| format!("{}: no edgessl model card in its metadata", path.display()))?;
-        return Ok(ModelSource::Export(Box::new(EncoderExport::new(card, file.tensors)?)));
+        let card = file.card.with_context(|| {
+            format!("{}: no edgessl model card in its metadata", path.display())
+        })?;
+        return Ok(ModelSource::Export(Box::new(EncoderExport::new(
+            card,
+            file.tensors,
+        )?)));
     }
     let header = inspect(path)?;
     match header.kind {
-        Some(PayloadKind::Checkpoint) => {
-            Ok(ModelSource::Checkpoint(Box::new(read_file(path, PayloadKind::Checkpoint)?)))
+        Some(PayloadKind::Checkpoint) => Ok(ModelSource::Checkpoint(Box::new(read_file(
+            path,
+            PayloadKind::Checkpoint,
+        )?))),
+        Some(PayloadKind::EncoderExport) => {
+            Ok(ModelSource::Export(Box::new(EncoderExport::load(path)?)))
         }
-        Some(PayloadKind::EncoderExport) => Ok(ModelSource::Export(Box::new(EncoderExport::load(path)?))),
-        None => bail!("{}: unknown payload kind {} (written by a newer edgessl?)", path.display(), header.kind_code),
+        None => bail!(
+            "{}: unknown payload kind {} (written by a newer edgessl?)",
+            path.display(),
+            header.kind_code
+        ),
     }
 }
 
@@ -86,7 +103,13 @@ impl ModelSource {
         match self {
             ModelSource::Checkpoint(ckpt) => {
                 let c = &ckpt.config;
-                let learner = crate::ssl::Learner::<B>::from_state(&c.model, &c.method, &c.optim, &ckpt.learner, device)?;
+                let learner = crate::ssl::Learner::<B>::from_state(
+                    &c.model,
+                    &c.method,
+                    &c.optim,
+                    &ckpt.learner,
+                    device,
+                )?;
                 let encoder = learner.online().encoder.valid();
                 let steps = learner.step_count();
                 Ok(LoadedTrunk {

@@ -9,8 +9,8 @@ use crate::data::{
 use crate::eval::{KnnConfig, LabeledFeatures, knn_classify};
 use crate::export::{Precision, write_safetensors};
 use crate::model::TrunkKind;
-use crate::profile::DeviceProfile;
 use crate::monitor::{CollapseGuard, GuardDecision, LogRecord, LogWriter, MonitorSnapshot};
+use crate::profile::DeviceProfile;
 use crate::run::RunCheckpoint;
 use crate::run::encoder::{ExportInfo, encoder_export};
 use crate::run::evaluate::evaluate;
@@ -355,7 +355,15 @@ impl BackendTask for PretrainTask {
     type Output = anyhow::Result<()>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, kind: BackendKind) -> anyhow::Result<()> {
-        let Self { config: c, args, cache, resume, checkpoint_every, checkpoint_secs, precision } = self;
+        let Self {
+            config: c,
+            args,
+            cache,
+            resume,
+            checkpoint_every,
+            checkpoint_secs,
+            precision,
+        } = self;
         let out = &args.out;
         let augment = match &resume {
             Some(ckpt) => ckpt.augment.clone(),
@@ -365,10 +373,21 @@ impl BackendTask for PretrainTask {
         // The learner: fresh, or exactly where the checkpoint left off.
         let (mut learner, mut frames_seen, mut train_secs, replay_restore) = match resume {
             Some(ckpt) => {
-                let learner = Learner::<B>::from_state(&c.model, &c.method, &c.optim, &ckpt.learner, &device)?;
+                let learner = Learner::<B>::from_state(
+                    &c.model,
+                    &c.method,
+                    &c.optim,
+                    &ckpt.learner,
+                    &device,
+                )?;
                 (learner, ckpt.frames_seen, ckpt.train_secs, ckpt.replay)
             }
-            None => (Learner::<B>::new(&c.model, &c.method, &c.optim, c.train.seed, &device)?, 0, 0.0, None),
+            None => (
+                Learner::<B>::new(&c.model, &c.method, &c.optim, c.train.seed, &device)?,
+                0,
+                0.0,
+                None,
+            ),
         };
         let start_step = learner.step_count();
 
@@ -379,9 +398,22 @@ impl BackendTask for PretrainTask {
             r.restore = replay_restore;
             r
         });
-        let mut loader = BatchLoader::new(source, augment.clone(), c.train.batch, c.train.seed, start_step, replay)?;
+        let mut loader = BatchLoader::new(
+            source,
+            augment.clone(),
+            c.train.batch,
+            c.train.seed,
+            start_step,
+            replay,
+        )?;
         let knn = if labelled && args.knn_every > 0 {
-            let images = LabelledImages::load(&args.data, Split::Train, &cache, &augment, Some(args.knn_samples))?;
+            let images = LabelledImages::load(
+                &args.data,
+                Split::Train,
+                &cache,
+                &augment,
+                Some(args.knn_samples),
+            )?;
             let (bank, queries) = images.holdout_split(0.2, c.train.seed);
             Some(KnnProbe { bank, queries })
         } else {
@@ -403,7 +435,11 @@ impl BackendTask for PretrainTask {
         eprintln!("data: {}", loader.describe());
 
         let store = CheckpointStore::open(out.join("checkpoints"), args.keep.max(1))?;
-        let mut log = if start_step > 0 { LogWriter::append(out.join("log.jsonl"))? } else { LogWriter::create(out.join("log.jsonl"))? };
+        let mut log = if start_step > 0 {
+            LogWriter::append(out.join("log.jsonl"))?
+        } else {
+            LogWriter::create(out.join("log.jsonl"))?
+        };
         let interrupted = Arc::new(AtomicBool::new(false));
         {
             let flag = interrupted.clone();
@@ -411,7 +447,11 @@ impl BackendTask for PretrainTask {
             // only read between steps.
             let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
         }
-        let checkpoint = |learner: &Learner<B>, loader: &BatchLoader, frames: u64, secs: f64| -> anyhow::Result<PathBuf> {
+        let checkpoint = |learner: &Learner<B>,
+                          loader: &BatchLoader,
+                          frames: u64,
+                          secs: f64|
+         -> anyhow::Result<PathBuf> {
             let payload = RunCheckpoint {
                 config: c.clone(),
                 data: args.data.clone(),
@@ -431,7 +471,13 @@ impl BackendTask for PretrainTask {
                 .expect("valid template"),
         );
         // indicatif drops `println` when its bar is hidden (stderr not a terminal): say it anyway.
-        let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
+        let say = |line: String| {
+            if bar.is_hidden() {
+                eprintln!("{line}")
+            } else {
+                bar.println(line)
+            }
+        };
         let steps_per_epoch = loader.steps_per_epoch();
         let mut guard = CollapseGuard::new(0.1, 3);
         let mut window = (0.0f64, 0u64, 0usize, Duration::ZERO); // loss sum, steps, frames, time
@@ -439,84 +485,118 @@ impl BackendTask for PretrainTask {
         let run_start = Instant::now();
         let mut failure: Option<anyhow::Error> = None;
         let base_frames = frames_seen;
-        let summary = train(&mut learner, &mut loader, c.train.steps, |learner, loader, info| {
-            let step = learner.step_count();
-            window.0 += info.stats.loss;
-            window.1 += 1;
-            window.2 += info.frames;
-            window.3 += info.elapsed;
-            let ips = window.2 as f64 / window.3.as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {:.4}  {:.1} img/s", info.stats.loss, ips));
-            bar.set_position(step);
-            let mut stop = interrupted.load(Ordering::SeqCst);
+        let summary = train(
+            &mut learner,
+            &mut loader,
+            c.train.steps,
+            |learner, loader, info| {
+                let step = learner.step_count();
+                window.0 += info.stats.loss;
+                window.1 += 1;
+                window.2 += info.frames;
+                window.3 += info.elapsed;
+                let ips = window.2 as f64 / window.3.as_secs_f64().max(1e-9);
+                bar.set_message(format!("loss {:.4}  {:.1} img/s", info.stats.loss, ips));
+                bar.set_position(step);
+                let mut stop = interrupted.load(Ordering::SeqCst);
 
-            if step % c.train.log_every == 0 || step == c.train.steps {
-                let mut record = LogRecord {
-                    step,
-                    epoch: steps_per_epoch.map_or(0, |e| step / e.max(1)),
-                    loss: window.0 / window.1.max(1) as f64,
-                    images_per_sec: ips,
-                    lr: c.optim.lr,
-                    wall_secs: train_secs + run_start.elapsed().as_secs_f64(),
-                    ..Default::default()
-                };
-                let wp = learner.predictor_matrix();
-                let z = learner.last_outputs();
-                let d = c.model.dim;
-                match MonitorSnapshot::measure(&learner.correlation.matrix, wp.as_deref(), d, d.min(16), Some((z, z.len() / d))) {
-                    Ok(snapshot) => snapshot.fill(&mut record, step % (c.train.log_every * 10) == 0 || step == c.train.steps),
-                    Err(e) => tracing::warn!("monitors skipped at step {step}: {e}"),
-                }
-                if let Some(knn) = &knn {
-                    if step % args.knn_every == 0 || step == c.train.steps {
-                        match knn.accuracy(learner) {
-                            Ok(acc) => record.knn_top1 = Some(acc),
-                            Err(e) => tracing::warn!("kNN skipped at step {step}: {e}"),
+                if step % c.train.log_every == 0 || step == c.train.steps {
+                    let mut record = LogRecord {
+                        step,
+                        epoch: steps_per_epoch.map_or(0, |e| step / e.max(1)),
+                        loss: window.0 / window.1.max(1) as f64,
+                        images_per_sec: ips,
+                        lr: c.optim.lr,
+                        wall_secs: train_secs + run_start.elapsed().as_secs_f64(),
+                        ..Default::default()
+                    };
+                    let wp = learner.predictor_matrix();
+                    let z = learner.last_outputs();
+                    let d = c.model.dim;
+                    match MonitorSnapshot::measure(
+                        &learner.correlation.matrix,
+                        wp.as_deref(),
+                        d,
+                        d.min(16),
+                        Some((z, z.len() / d)),
+                    ) {
+                        Ok(snapshot) => snapshot.fill(
+                            &mut record,
+                            step % (c.train.log_every * 10) == 0 || step == c.train.steps,
+                        ),
+                        Err(e) => tracing::warn!("monitors skipped at step {step}: {e}"),
+                    }
+                    if let Some(knn) = &knn {
+                        if step % args.knn_every == 0 || step == c.train.steps {
+                            match knn.accuracy(learner) {
+                                Ok(acc) => record.knn_top1 = Some(acc),
+                                Err(e) => tracing::warn!("kNN skipped at step {step}: {e}"),
+                            }
                         }
                     }
-                }
-                match guard.observe_record(&record) {
-                    GuardDecision::Continue => {}
-                    GuardDecision::Warn(msg) => say(format!("warning: {msg}")),
-                    GuardDecision::Stop(msg) if args.stop_on_collapse => {
-                        failure = Some(anyhow::anyhow!("stopped at step {step}: {msg}"));
-                        stop = true;
+                    match guard.observe_record(&record) {
+                        GuardDecision::Continue => {}
+                        GuardDecision::Warn(msg) => say(format!("warning: {msg}")),
+                        GuardDecision::Stop(msg) if args.stop_on_collapse => {
+                            failure = Some(anyhow::anyhow!("stopped at step {step}: {msg}"));
+                            stop = true;
+                        }
+                        GuardDecision::Stop(msg) => say(format!(
+                            "warning: {msg} (--stop-on-collapse would stop here)"
+                        )),
                     }
-                    GuardDecision::Stop(msg) => say(format!("warning: {msg} (--stop-on-collapse would stop here)")),
+                    let knn_text = record
+                        .knn_top1
+                        .map_or(String::new(), |k| format!(", kNN {:.2} %", 100.0 * k));
+                    say(format!(
+                        "step {step}: loss {:.4}, {:.1} img/s, collapse std {:.3}{}{knn_text}",
+                        record.loss,
+                        ips,
+                        record.collapse_std.unwrap_or(f64::NAN),
+                        record
+                            .alignment_mean
+                            .map_or(String::new(), |a| format!(", alignment {a:.3}")),
+                    ));
+                    log.write(&record)
+                        .map_err(|e| TrainError::Stopped(format!("{e:#}")))?;
+                    window = (0.0, 0, 0, Duration::ZERO);
                 }
-                let knn_text = record.knn_top1.map_or(String::new(), |k| format!(", kNN {:.2} %", 100.0 * k));
-                say(format!(
-                    "step {step}: loss {:.4}, {:.1} img/s, collapse std {:.3}{}{knn_text}",
-                    record.loss,
-                    ips,
-                    record.collapse_std.unwrap_or(f64::NAN),
-                    record.alignment_mean.map_or(String::new(), |a| format!(", alignment {a:.3}")),
-                ));
-                log.write(&record).map_err(|e| TrainError::Stopped(format!("{e:#}")))?;
-                window = (0.0, 0, 0, Duration::ZERO);
-            }
 
-            let by_steps = checkpoint_every > 0 && step - last_ckpt.0 >= checkpoint_every;
-            let by_time = checkpoint_secs > 0 && last_ckpt.1.elapsed().as_secs() >= checkpoint_secs;
-            if by_steps || by_time || stop {
-                let frames = base_frames + (step - start_step) * c.train.batch as u64;
-                checkpoint(learner, loader, frames, train_secs + run_start.elapsed().as_secs_f64())
-                    .map_err(|e| TrainError::Stopped(format!("checkpoint at step {step} failed: {e:#}")))?;
-                last_ckpt = (step, Instant::now());
-            }
-            Ok(if stop { Control::Stop } else { Control::Continue })
-        })?;
+                let by_steps = checkpoint_every > 0 && step - last_ckpt.0 >= checkpoint_every;
+                let by_time =
+                    checkpoint_secs > 0 && last_ckpt.1.elapsed().as_secs() >= checkpoint_secs;
+                if by_steps || by_time || stop {
+                    let frames = base_frames + (step - start_step) * c.train.batch as u64;
+                    checkpoint(
+                        learner,
+                        loader,
+                        frames,
+                        train_secs + run_start.elapsed().as_secs_f64(),
+                    )
+                    .map_err(|e| {
+                        TrainError::Stopped(format!("checkpoint at step {step} failed: {e:#}"))
+                    })?;
+                    last_ckpt = (step, Instant::now());
+                }
+                Ok(if stop {
+                    Control::Stop
+                } else {
+                    Control::Continue
+                })
+            },
+        )?;
         bar.finish_and_clear();
         frames_seen += summary.frames;
         train_secs += summary.elapsed.as_secs_f64();
         if let Some(err) = failure {
             return Err(err);
         }
-        let final_ckpt = if learner.step_count() != last_ckpt.0 || learner.step_count() == start_step {
-            checkpoint(&learner, &loader, frames_seen, train_secs)?
-        } else {
-            store.path_for(learner.step_count())
-        };
+        let final_ckpt =
+            if learner.step_count() != last_ckpt.0 || learner.step_count() == start_step {
+                checkpoint(&learner, &loader, frames_seen, train_secs)?
+            } else {
+                store.path_for(learner.step_count())
+            };
         let peak = crate::memory::peak_rss_bytes();
         eprintln!(
             "trained {} steps ({} this run, {:.1} img/s, {:.1} min), loss {:.4} (recent mean {:.4}), peak RSS {}",
@@ -529,7 +609,10 @@ impl BackendTask for PretrainTask {
             peak.map_or("n/a".into(), mib)
         );
         if interrupted.load(Ordering::SeqCst) {
-            eprintln!("interrupted: checkpoint {} written; continue with --resume", final_ckpt.display());
+            eprintln!(
+                "interrupted: checkpoint {} written; continue with --resume",
+                final_ckpt.display()
+            );
             return Ok(());
         }
 
@@ -553,9 +636,19 @@ impl BackendTask for PretrainTask {
         // Evaluate the frozen trunk when the data has labels.
         let mut eval_path = None;
         if labelled && !args.no_eval {
-            eprintln!("evaluating: kNN and a {}-epoch linear probe on frozen features", args.probe_epochs);
-            let train_images = LabelledImages::load(&args.data, Split::Train, &cache, &augment, Some(args.eval_train))?;
-            let test_images = LabelledImages::load(&args.data, Split::Test, &cache, &augment, args.eval_test)?;
+            eprintln!(
+                "evaluating: kNN and a {}-epoch linear probe on frozen features",
+                args.probe_epochs
+            );
+            let train_images = LabelledImages::load(
+                &args.data,
+                Split::Train,
+                &cache,
+                &augment,
+                Some(args.eval_train),
+            )?;
+            let test_images =
+                LabelledImages::load(&args.data, Split::Test, &cache, &augment, args.eval_test)?;
             let dim = trunk_config.out_dim();
             let inner = learner.online().encoder.trunk.valid();
             let train_f = trunk_features(&inner, &train_images, 256, &device);
@@ -600,11 +693,18 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         let store = CheckpointStore::open(args.out.join("checkpoints"), args.keep.max(1))?;
         let recovery = store.latest_valid::<RunCheckpoint>()?;
         for skipped in &recovery.skipped {
-            eprintln!("warning: skipping checkpoint of step {}: {}", skipped.step, skipped.error);
+            eprintln!(
+                "warning: skipping checkpoint of step {}: {}",
+                skipped.step, skipped.error
+            );
         }
         match recovery.loaded {
             Some(loaded) => {
-                eprintln!("resuming from {} (step {})", loaded.path.display(), loaded.step);
+                eprintln!(
+                    "resuming from {} (step {})",
+                    loaded.path.display(),
+                    loaded.step
+                );
                 let ckpt: RunCheckpoint = loaded.value;
                 // The checkpoint's config is the run's; only its length can be extended.
                 let steps = args.train.steps.unwrap_or(ckpt.config.train.steps);
@@ -612,7 +712,10 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
                 config.train.steps = steps;
                 resume = Some(ckpt);
             }
-            None => eprintln!("--resume: no checkpoint in {} verifies; starting fresh", args.out.display()),
+            None => eprintln!(
+                "--resume: no checkpoint in {} verifies; starting fresh",
+                args.out.display()
+            ),
         }
     }
     std::fs::write(args.out.join("config.toml"), config.to_toml())
@@ -623,13 +726,30 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         eprintln!("profile {} ({})", p.name, p.path.display());
     }
     let meta = profile.as_ref().map(|p| &p.meta);
-    let checkpoint_every = args.checkpoint_every.or(meta.and_then(|m| m.checkpoint_every_steps)).unwrap_or(100);
-    let checkpoint_secs = args.checkpoint_secs.or(meta.and_then(|m| m.checkpoint_every_secs)).unwrap_or(0);
+    let checkpoint_every = args
+        .checkpoint_every
+        .or(meta.and_then(|m| m.checkpoint_every_steps))
+        .unwrap_or(100);
+    let checkpoint_secs = args
+        .checkpoint_secs
+        .or(meta.and_then(|m| m.checkpoint_every_secs))
+        .unwrap_or(0);
     let precision = match (args.export_precision, meta.map(|m| m.export_precision)) {
         (Some(p), _) => p.into(),
         (None, Some(crate::profile::ExportPrecision::F16)) => Precision::F16,
         _ => Precision::F32,
     };
     let backend = config.train.backend;
-    run_on(backend, PretrainTask { config, args, cache, resume, checkpoint_every, checkpoint_secs, precision })?
+    run_on(
+        backend,
+        PretrainTask {
+            config,
+            args,
+            cache,
+            resume,
+            checkpoint_every,
+            checkpoint_secs,
+            precision,
+        },
+    )?
 }

@@ -21,12 +21,29 @@ pub struct SyntheticSource {
 
 impl SyntheticSource {
     /// `count = None` gives an endless stream.
-    pub fn new(size: usize, channels: usize, classes: usize, count: Option<usize>, seed: u64) -> Self {
+    pub fn new(
+        size: usize,
+        channels: usize,
+        classes: usize,
+        count: Option<usize>,
+        seed: u64,
+    ) -> Self {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let layouts = (0..classes.max(1))
-            .map(|_| (0..3).map(|_| (rng.random::<f32>(), rng.random::<f32>())).collect())
+            .map(|_| {
+                (0..3)
+                    .map(|_| (rng.random::<f32>(), rng.random::<f32>()))
+                    .collect()
+            })
             .collect();
-        Self { rng, size, channels, classes: classes.max(1), remaining: count, layouts }
+        Self {
+            rng,
+            size,
+            channels,
+            classes: classes.max(1),
+            remaining: count,
+            layouts,
+        }
     }
 }
 
@@ -64,7 +81,13 @@ impl FrameSource for SyntheticSource {
                 }
             }
         }
-        Ok(Some(Frame { width: s, height: s, channels: self.channels, pixels, label: Some(label as u32) }))
+        Ok(Some(Frame {
+            width: s,
+            height: s,
+            channels: self.channels,
+            pixels,
+            label: Some(label as u32),
+        }))
     }
 
     fn len_hint(&self) -> Option<usize> {
@@ -72,7 +95,10 @@ impl FrameSource for SyntheticSource {
     }
 
     fn describe(&self) -> String {
-        format!("synthetic blobs {}x{}x{}, {} classes", self.size, self.size, self.channels, self.classes)
+        format!(
+            "synthetic blobs {}x{}x{}, {} classes",
+            self.size, self.size, self.channels, self.classes
+        )
     }
 }
 
@@ -126,12 +152,21 @@ impl SyntheticViews {
         let per_view = self.batch * channels * size * size;
         let mut views = [Vec::with_capacity(per_view), Vec::with_capacity(per_view)];
         for _ in 0..self.batch {
-            let frame = self.source.next_frame()?.expect("the synthetic source is endless");
+            let frame = self
+                .source
+                .next_frame()?
+                .expect("the synthetic source is endless");
             let [a, b] = &mut views;
             self.view(&frame, a);
             self.view(&frame, b);
         }
-        Ok(super::ViewBatch { batch: self.batch, channels, height: size, width: size, views })
+        Ok(super::ViewBatch {
+            batch: self.batch,
+            channels,
+            height: size,
+            width: size,
+            views,
+        })
     }
 }
 

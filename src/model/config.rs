@@ -59,7 +59,10 @@ impl ModelConfig {
     /// Check the values, naming the offending key.
     pub fn validate(&self) -> Result<(), String> {
         if !matches!(self.in_channels, 1 | 3) {
-            return Err(format!("model.in_channels = {}: must be 1 or 3", self.in_channels));
+            return Err(format!(
+                "model.in_channels = {}: must be 1 or 3",
+                self.in_channels
+            ));
         }
         for (key, value) in [
             ("model.width", self.width),

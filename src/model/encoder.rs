@@ -21,7 +21,10 @@ impl<B: Backend> Encoder<B> {
         let trunk = config.trunk_config();
         let projector =
             MlpHeadConfig::new(trunk.out_dim(), config.projector_hidden, config.dim).init(device);
-        Self { trunk: trunk.init(device), projector }
+        Self {
+            trunk: trunk.init(device),
+            projector,
+        }
     }
 
     /// Projector outputs `[N, dim]` of images `[N, C, H, W]`.

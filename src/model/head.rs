@@ -34,7 +34,9 @@ impl MlpHeadConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> MlpHead<B> {
         MlpHead {
             fc1: LinearConfig::new(self.d_input, self.d_hidden).init(device),
-            bn: BatchNormConfig::new(self.d_hidden).with_affine(false).init(device),
+            bn: BatchNormConfig::new(self.d_hidden)
+                .with_affine(false)
+                .init(device),
             fc2: LinearConfig::new(self.d_hidden, self.d_output).init(device),
         }
     }
@@ -43,6 +45,7 @@ impl MlpHeadConfig {
 impl<B: Backend> MlpHead<B> {
     /// Apply the head to `[N, d_input]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.fc2.forward(relu(self.bn.forward2(self.fc1.forward(x))))
+        self.fc2
+            .forward(relu(self.bn.forward2(self.fc1.forward(x))))
     }
 }

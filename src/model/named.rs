@@ -62,8 +62,16 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
             value = value.swap_dims(0, 1);
         }
         let shape = value.dims().to_vec();
-        let data = value.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
-        let name = if self.prefix.is_empty() { name } else { format!("{}.{name}", self.prefix) };
+        let data = value
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default();
+        let name = if self.prefix.is_empty() {
+            name
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
         if let Ok(t) = NamedTensor::f32(name, shape, data) {
             self.tensors.push(t);
         }
@@ -76,7 +84,11 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
 /// BatchNorm running statistics are read as they are: call it on a module returned by
 /// `valid()` (or after `into_record`) so that they are synchronised.
 pub fn named_tensors<B: Backend, M: Module<B>>(module: &M, prefix: &str) -> Vec<NamedTensor> {
-    let mut collect = Collect { path: Vec::new(), prefix: prefix.to_string(), tensors: Vec::new() };
+    let mut collect = Collect {
+        path: Vec::new(),
+        prefix: prefix.to_string(),
+        tensors: Vec::new(),
+    };
     module.visit(&mut collect);
     collect.tensors
 }
@@ -100,7 +112,11 @@ impl<B: Backend> ModuleMapper<B> for Assign<'_> {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (name, transpose) = pytorch_name(&self.path);
-        let name = if self.prefix.is_empty() { name } else { format!("{}.{name}", self.prefix) };
+        let name = if self.prefix.is_empty() {
+            name
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
         let Some(found) = self.by_name.get(name.as_str()) else {
             self.errors.push(format!("missing tensor `{name}`"));
             return param;
@@ -110,7 +126,10 @@ impl<B: Backend> ModuleMapper<B> for Assign<'_> {
             want.swap(0, 1);
         }
         if found.shape != want {
-            self.errors.push(format!("`{name}` has shape {:?}, the model needs {want:?}", found.shape));
+            self.errors.push(format!(
+                "`{name}` has shape {:?}, the model needs {want:?}",
+                found.shape
+            ));
             return param;
         }
         self.used += 1;
@@ -135,8 +154,13 @@ pub fn load_named<B: Backend, M: Module<B>>(
     prefix: &str,
 ) -> Result<M, String> {
     let by_name = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    let mut assign =
-        Assign { path: Vec::new(), prefix: prefix.to_string(), by_name, used: 0, errors: Vec::new() };
+    let mut assign = Assign {
+        path: Vec::new(),
+        prefix: prefix.to_string(),
+        by_name,
+        used: 0,
+        errors: Vec::new(),
+    };
     let module = module.map(&mut assign);
     if assign.errors.is_empty() {
         Ok(module)
@@ -155,9 +179,18 @@ mod tests {
 
     #[test]
     fn burn_paths_become_torchvision_names() {
-        assert_eq!(pytorch_name(&p("layers.0.1.conv1.weight")).0, "layer1.1.conv1.weight");
-        assert_eq!(pytorch_name(&p("layers.2.0.downsample.conv.weight")).0, "layer3.0.downsample.0.weight");
-        assert_eq!(pytorch_name(&p("layers.2.0.downsample.bn.gamma")).0, "layer3.0.downsample.1.weight");
+        assert_eq!(
+            pytorch_name(&p("layers.0.1.conv1.weight")).0,
+            "layer1.1.conv1.weight"
+        );
+        assert_eq!(
+            pytorch_name(&p("layers.2.0.downsample.conv.weight")).0,
+            "layer3.0.downsample.0.weight"
+        );
+        assert_eq!(
+            pytorch_name(&p("layers.2.0.downsample.bn.gamma")).0,
+            "layer3.0.downsample.1.weight"
+        );
         assert_eq!(pytorch_name(&p("bn1.beta")).0, "bn1.bias");
         assert_eq!(pytorch_name(&p("bn1.running_var")).0, "bn1.running_var");
         assert!(pytorch_name(&p("fc1.weight")).1);

@@ -83,7 +83,12 @@ impl<B: Backend> BatchNorm<B> {
         let (centered, var) = if B::ad_enabled(&rows.device()) {
             let mean = rows.clone().mean_dim(1).reshape([n, c]).mean_dim(0);
             let centered = rows - per_row(mean.clone());
-            let var = centered.clone().square().mean_dim(1).reshape([n, c]).mean_dim(0);
+            let var = centered
+                .clone()
+                .square()
+                .mean_dim(1)
+                .reshape([n, c])
+                .mean_dim(0);
             self.update_running(mean, var.clone(), n * h * w);
             (centered, var)
         } else {

@@ -37,13 +37,25 @@ impl TrunkConfig {
     /// The compact edge trunk: stem `width`, stages `width`, `2 width`, `4 width` with
     /// strides 1, 2, 2 and `blocks` blocks each (width 32, 1 block = the reference recipe).
     pub fn compact(in_channels: usize, width: usize, blocks: usize) -> Self {
-        let stage = |mult: usize, stride: usize| StageConfig { width: width * mult, blocks, stride };
-        Self { in_channels, stem_width: width, stages: vec![stage(1, 1), stage(2, 2), stage(4, 2)] }
+        let stage = |mult: usize, stride: usize| StageConfig {
+            width: width * mult,
+            blocks,
+            stride,
+        };
+        Self {
+            in_channels,
+            stem_width: width,
+            stages: vec![stage(1, 1), stage(2, 2), stage(4, 2)],
+        }
     }
 
     /// ResNet-18 with the CIFAR stem; `width` 64 is the standard network (512-d output).
     pub fn resnet18(in_channels: usize, width: usize) -> Self {
-        let stage = |mult: usize, stride: usize| StageConfig { width: width * mult, blocks: 2, stride };
+        let stage = |mult: usize, stride: usize| StageConfig {
+            width: width * mult,
+            blocks: 2,
+            stride,
+        };
         Self {
             in_channels,
             stem_width: width,

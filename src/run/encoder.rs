@@ -65,7 +65,10 @@ pub fn trunk_config_of(card: &ModelCard) -> anyhow::Result<TrunkConfig> {
 }
 
 /// A trunk with the export's weights, ready to embed images.
-pub fn load_trunk<B: Backend>(export: &EncoderExport, device: &B::Device) -> anyhow::Result<ResidualTrunk<B>> {
+pub fn load_trunk<B: Backend>(
+    export: &EncoderExport,
+    device: &B::Device,
+) -> anyhow::Result<ResidualTrunk<B>> {
     let config = trunk_config_of(&export.card)?;
     let tensors: Vec<_> = export
         .tensors
@@ -86,7 +89,9 @@ pub fn augment_of(card: &ModelCard) -> anyhow::Result<AugmentConfig> {
     let mut augment = if size == 28 && channels == 1 {
         AugmentConfig::fashion28()
     } else {
-        AugmentConfig::cifar32().with_channels(channels).with_size(size)
+        AugmentConfig::cifar32()
+            .with_channels(channels)
+            .with_size(size)
     };
     augment.mean = card.mean.iter().map(|&v| v as f32).collect();
     augment.std = card.std.iter().map(|&v| v as f32).collect();

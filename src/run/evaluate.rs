@@ -60,7 +60,11 @@ pub fn evaluate(
     let te = LabeledFeatures::new(test, test_labels, dim, "test")?;
     let knn = knn_classify(tr, te, &KnnConfig::default())?;
     let probe = if probe_epochs > 0 {
-        let config = ProbeConfig { epochs: probe_epochs, seed, ..Default::default() };
+        let config = ProbeConfig {
+            epochs: probe_epochs,
+            seed,
+            ..Default::default()
+        };
         Some(linear_probe(tr, te, &config)?)
     } else {
         None

@@ -19,7 +19,10 @@ pub fn trunk_features<B: Backend>(
     let mut start = 0;
     while start < n {
         let end = (start + batch.max(1)).min(n);
-        let data = TensorData::new(images.images[start * per..end * per].to_vec(), [end - start, c, h, w]);
+        let data = TensorData::new(
+            images.images[start * per..end * per].to_vec(),
+            [end - start, c, h, w],
+        );
         let x = Tensor::<B, 4>::from_data(data, device);
         let f = trunk.forward(x).into_data().convert::<f32>();
         out.extend_from_slice(f.as_slice::<f32>().expect("f32 after convert"));

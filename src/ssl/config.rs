@@ -98,7 +98,10 @@ impl MethodConfig {
 
     /// The target rule.
     pub fn target(&self) -> TargetConfig {
-        TargetConfig { momentum: self.momentum, stop_gradient: self.stop_gradient }
+        TargetConfig {
+            momentum: self.momentum,
+            stop_gradient: self.stop_gradient,
+        }
     }
 
     /// A short name of the method, as in the paper's tables.
@@ -137,7 +140,10 @@ impl MethodConfig {
             return Err("method.freq = 0: must be at least 1".into());
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(format!("method.momentum = {}: must be in [0, 1)", self.momentum));
+            return Err(format!(
+                "method.momentum = {}: must be in [0, 1)",
+                self.momentum
+            ));
         }
         if !(self.alpha_p.is_finite() && self.alpha_p > 0.0) {
             return Err(format!("method.alpha_p = {}: must be > 0", self.alpha_p));
@@ -169,7 +175,11 @@ pub struct OptimConfig {
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        Self { lr: 0.03, momentum: 0.9, weight_decay: 4e-4 }
+        Self {
+            lr: 0.03,
+            momentum: 0.9,
+            weight_decay: 4e-4,
+        }
     }
 }
 
@@ -180,10 +190,16 @@ impl OptimConfig {
             return Err(format!("optim.lr = {}: must be > 0", self.lr));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(format!("optim.momentum = {}: must be in [0, 1)", self.momentum));
+            return Err(format!(
+                "optim.momentum = {}: must be in [0, 1)",
+                self.momentum
+            ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(format!("optim.weight_decay = {}: must be >= 0", self.weight_decay));
+            return Err(format!(
+                "optim.weight_decay = {}: must be >= 0",
+                self.weight_decay
+            ));
         }
         Ok(())
     }

@@ -19,7 +19,12 @@ pub struct CorrelationEstimate {
 impl CorrelationEstimate {
     /// An empty estimate (no batch seen).
     pub fn new(dim: usize, rho: f64) -> Self {
-        Self { dim, rho, updates: 0, matrix: vec![0.0; dim * dim] }
+        Self {
+            dim,
+            rho,
+            updates: 0,
+            matrix: vec![0.0; dim * dim],
+        }
     }
 
     /// Fold in a batch `z` of `n` rows (row-major `n x dim`). Accumulates in f64, one row at a
@@ -42,7 +47,11 @@ impl CorrelationEstimate {
             }
         }
         let inv_n = 1.0 / n.max(1) as f64;
-        let (keep, new) = if self.updates == 0 { (0.0, 1.0) } else { (self.rho, 1.0 - self.rho) };
+        let (keep, new) = if self.updates == 0 {
+            (0.0, 1.0)
+        } else {
+            (self.rho, 1.0 - self.rho)
+        };
         for i in 0..d {
             for j in i..d {
                 let v = keep * self.matrix[i * d + j] + new * batch[i * d + j] * inv_n;

@@ -17,7 +17,8 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<B> {
         let value = param.val();
         let trained = value.is_require_grad();
         let n = value.shape().num_elements();
-        self.values.push(trained.then(|| value.inner().reshape([n])));
+        self.values
+            .push(trained.then(|| value.inner().reshape([n])));
     }
 }
 
@@ -29,7 +30,9 @@ struct Average<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> ModuleMapper<B> for Average<B> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let Some(Some(online)) = self.values.next() else { return param };
+        let Some(Some(online)) = self.values.next() else {
+            return param;
+        };
         let m = self.momentum;
         param.map(|target| {
             let dims = target.dims();
@@ -43,7 +46,10 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Average<B> {
 pub fn ema_update<B: AutodiffBackend, M: Module<B>>(target: M, online: &M, momentum: f64) -> M {
     let mut collect = Collect::<B> { values: Vec::new() };
     online.visit(&mut collect);
-    let mut average = Average::<B> { values: collect.values.into_iter(), momentum };
+    let mut average = Average::<B> {
+        values: collect.values.into_iter(),
+        momentum,
+    };
     target.map(&mut average)
 }
 

@@ -47,14 +47,20 @@ impl<B: Backend> OnlineNetwork<B> {
 /// The predictor rule for a method config.
 pub fn predictor_rule<B: AutodiffBackend>(method: &MethodConfig) -> Box<dyn PredictorRule<B>> {
     match method.predictor {
-        PredictorKind::Mlp => Box::new(MlpPredictor { hidden: method.predictor_hidden }),
-        PredictorKind::Linear => Box::new(LinearPredictor { symmetric: method.symmetric }),
-        PredictorKind::Directpred => {
-            Box::new(SetFromCorrelation(DirectPred { eps: method.eps(), freq: method.freq }))
-        }
-        PredictorKind::Directcopy => {
-            Box::new(SetFromCorrelation(DirectCopy { eps: method.eps(), freq: method.freq }))
-        }
+        PredictorKind::Mlp => Box::new(MlpPredictor {
+            hidden: method.predictor_hidden,
+        }),
+        PredictorKind::Linear => Box::new(LinearPredictor {
+            symmetric: method.symmetric,
+        }),
+        PredictorKind::Directpred => Box::new(SetFromCorrelation(DirectPred {
+            eps: method.eps(),
+            freq: method.freq,
+        })),
+        PredictorKind::Directcopy => Box::new(SetFromCorrelation(DirectCopy {
+            eps: method.eps(),
+            freq: method.freq,
+        })),
         PredictorKind::None => Box::new(NoPredictor),
     }
 }
@@ -108,9 +114,17 @@ pub struct Learner<B: AutodiffBackend> {
 fn sgd<B: AutodiffBackend>(optim: &OptimConfig) -> Sgd2<B> {
     let momentum = (optim.momentum > 0.0)
         // PyTorch's SGD has no dampening; burn's default is 0.1.
-        .then(|| MomentumConfig::new().with_momentum(optim.momentum).with_dampening(0.0));
-    let decay = (optim.weight_decay > 0.0).then(|| WeightDecayConfig::new(optim.weight_decay as f32));
-    SgdConfig::new().with_momentum(momentum).with_weight_decay(decay).init()
+        .then(|| {
+            MomentumConfig::new()
+                .with_momentum(optim.momentum)
+                .with_dampening(0.0)
+        });
+    let decay =
+        (optim.weight_decay > 0.0).then(|| WeightDecayConfig::new(optim.weight_decay as f32));
+    SgdConfig::new()
+        .with_momentum(momentum)
+        .with_weight_decay(decay)
+        .init()
 }
 
 impl<B: AutodiffBackend> Learner<B> {
@@ -157,7 +171,9 @@ impl<B: AutodiffBackend> Learner<B> {
 
     /// The online network.
     pub fn online(&self) -> &OnlineNetwork<B> {
-        self.online.as_ref().expect("online network is present between steps")
+        self.online
+            .as_ref()
+            .expect("online network is present between steps")
     }
 
     /// The target encoder, when the method keeps one.
@@ -209,7 +225,10 @@ impl<B: AutodiffBackend> Learner<B> {
 
     /// Wp (math orientation, row-major) when the predictor is linear.
     pub fn predictor_matrix(&self) -> Option<Vec<f64>> {
-        self.online().predictor.as_ref().and_then(|p| p.linear_matrix())
+        self.online()
+            .predictor
+            .as_ref()
+            .and_then(|p| p.linear_matrix())
     }
 
     /// Both views of a batch as one `[2B, C, H, W]` tensor (view 1 first), so BatchNorm
@@ -218,14 +237,21 @@ impl<B: AutodiffBackend> Learner<B> {
         let (c, s) = (self.model.in_channels, self.model.image_size);
         if batch.channels != c || batch.height != s || batch.width != s || batch.batch < 2 {
             return Err(SslError::BatchShape {
-                got: format!("{}x{}x{}x{}", batch.batch, batch.channels, batch.height, batch.width),
+                got: format!(
+                    "{}x{}x{}x{}",
+                    batch.batch, batch.channels, batch.height, batch.width
+                ),
                 expected: format!("Nx{c}x{s}x{s} with N >= 2"),
             });
         }
         let per_view = batch.batch * c * s * s;
         if batch.views.iter().any(|v| v.len() != per_view) {
             return Err(SslError::BatchShape {
-                got: format!("views of {} and {} values", batch.views[0].len(), batch.views[1].len()),
+                got: format!(
+                    "views of {} and {} values",
+                    batch.views[0].len(),
+                    batch.views[1].len()
+                ),
                 expected: format!("{per_view} values per view"),
             });
         }
@@ -240,7 +266,10 @@ impl<B: AutodiffBackend> Learner<B> {
     pub fn step(&mut self, batch: &ViewBatch) -> Result<StepStats, SslError> {
         let step = self.step;
         let x = self.batch_tensor(batch)?;
-        let online = self.online.take().expect("online network is present between steps");
+        let online = self
+            .online
+            .take()
+            .expect("online network is present between steps");
 
         // The EMA target first: its forward keeps no graph, so its feature maps are freed
         // before the online forward builds one (a lower peak; the values are the same).
@@ -270,7 +299,10 @@ impl<B: AutodiffBackend> Learner<B> {
         let loss_value = loss.clone().into_scalar().to_f64_checked();
         if !loss_value.is_finite() {
             self.online = Some(online);
-            return Err(SslError::NonFinite { step, what: "the loss" });
+            return Err(SslError::NonFinite {
+                step,
+                what: "the loss",
+            });
         }
         let mut grads = loss.backward();
         let encoder_grads = GradientsParams::from_module(&mut grads, &online.encoder);
@@ -281,7 +313,9 @@ impl<B: AutodiffBackend> Learner<B> {
         let lr = self.optim.lr;
         let mut online = self.encoder_optim.step(lr, online, encoder_grads);
         if let Some(grads) = predictor_grads {
-            online = self.predictor_optim.step(lr * self.method.alpha_p, online, grads);
+            online = self
+                .predictor_optim
+                .step(lr * self.method.alpha_p, online, grads);
         }
 
         // 4. The rule may set Wp from F (DirectPred, DirectCopy) or symmetrise it.
@@ -300,7 +334,10 @@ impl<B: AutodiffBackend> Learner<B> {
         }
         self.online = Some(online);
         self.step += 1;
-        Ok(StepStats { step, loss: loss_value })
+        Ok(StepStats {
+            step,
+            loss: loss_value,
+        })
     }
 }
 
@@ -311,7 +348,10 @@ impl<B: AutodiffBackend> Learner<B> {
         LearnerState {
             step: self.step,
             online: record_bytes::<B, _>(self.online().clone().into_record()),
-            target: self.target.as_ref().map(|t| record_bytes::<B, _>(t.clone().into_record())),
+            target: self
+                .target
+                .as_ref()
+                .map(|t| record_bytes::<B, _>(t.clone().into_record())),
             encoder_optim: record_bytes::<B, _>(self.encoder_optim.to_record()),
             predictor_optim: record_bytes::<B, _>(self.predictor_optim.to_record()),
             correlation: self.correlation.clone(),
@@ -328,12 +368,20 @@ impl<B: AutodiffBackend> Learner<B> {
         device: &B::Device,
     ) -> Result<Self, SslError> {
         let mut learner = Self::new(model, method, optim, 0, device)?;
-        let bad = |e: String| SslError::Config(format!("checkpoint does not match the config: {e}"));
+        let bad =
+            |e: String| SslError::Config(format!("checkpoint does not match the config: {e}"));
         if state.correlation.dim != model.dim {
-            return Err(bad(format!("F is {0}x{0} but model.dim = {1}", state.correlation.dim, model.dim)));
+            return Err(bad(format!(
+                "F is {0}x{0} but model.dim = {1}",
+                state.correlation.dim, model.dim
+            )));
         }
-        let online = learner.online.take().expect("fresh learner has its network");
-        let record = record_from_bytes::<B, _>(&state.online, "online network", device).map_err(bad)?;
+        let online = learner
+            .online
+            .take()
+            .expect("fresh learner has its network");
+        let record =
+            record_from_bytes::<B, _>(&state.online, "online network", device).map_err(bad)?;
         let mut online = online.load_record(record);
         if !learner.rule.trains() {
             // A predictor set from F stays out of autodiff after loading.
@@ -342,15 +390,22 @@ impl<B: AutodiffBackend> Learner<B> {
         learner.online = Some(online);
         learner.target = match (&state.target, learner.target.take()) {
             (Some(bytes), Some(target)) => {
-                let record = record_from_bytes::<B, _>(bytes, "target network", device).map_err(bad)?;
+                let record =
+                    record_from_bytes::<B, _>(bytes, "target network", device).map_err(bad)?;
                 Some(target.load_record(record).no_grad())
             }
             (None, None) => None,
-            _ => return Err(bad("the method's target network does not match the checkpoint's".into())),
+            _ => {
+                return Err(bad(
+                    "the method's target network does not match the checkpoint's".into(),
+                ));
+            }
         };
-        let enc = record_from_bytes::<B, _>(&state.encoder_optim, "encoder optimiser", device).map_err(bad)?;
+        let enc = record_from_bytes::<B, _>(&state.encoder_optim, "encoder optimiser", device)
+            .map_err(bad)?;
         learner.encoder_optim = learner.encoder_optim.load_record(enc);
-        let pred = record_from_bytes::<B, _>(&state.predictor_optim, "predictor optimiser", device).map_err(bad)?;
+        let pred = record_from_bytes::<B, _>(&state.predictor_optim, "predictor optimiser", device)
+            .map_err(bad)?;
         learner.predictor_optim = learner.predictor_optim.load_record(pred);
         learner.correlation = state.correlation.clone();
         learner.step = state.step;

@@ -17,7 +17,9 @@ pub struct LinearPredictor {
 
 impl<B: AutodiffBackend> PredictorRule<B> for LinearPredictor {
     fn init(&self, dim: usize, device: &B::Device) -> Option<PredictorNet<B>> {
-        Some(PredictorNet::Linear(LinearConfig::new(dim, dim).with_bias(false).init(device)))
+        Some(PredictorNet::Linear(
+            LinearConfig::new(dim, dim).with_bias(false).init(device),
+        ))
     }
 
     fn trains(&self) -> bool {

@@ -13,7 +13,9 @@ pub struct MlpPredictor {
 
 impl<B: AutodiffBackend> PredictorRule<B> for MlpPredictor {
     fn init(&self, dim: usize, device: &B::Device) -> Option<PredictorNet<B>> {
-        Some(PredictorNet::Mlp(MlpHeadConfig::new(dim, self.hidden, dim).init(device)))
+        Some(PredictorNet::Mlp(
+            MlpHeadConfig::new(dim, self.hidden, dim).init(device),
+        ))
     }
 
     fn trains(&self) -> bool {

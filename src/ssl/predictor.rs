@@ -28,7 +28,9 @@ impl<B: Backend> PredictorNet<B> {
 
     /// Wp in the math orientation (`p = Wp f`), row-major f64, for a linear predictor.
     pub fn linear_matrix(&self) -> Option<Vec<f64>> {
-        let Self::Linear(linear) = self else { return None };
+        let Self::Linear(linear) = self else {
+            return None;
+        };
         // burn stores the weight as [d_in, d_out] (y = x W), i.e. Wpᵀ.
         let w = linear.weight.val().transpose();
         let data = w.into_data().convert::<f64>();
@@ -48,7 +50,10 @@ pub fn set_linear_weight<B: Backend>(linear: Linear<B>, wp: &[f64], dim: usize) 
         }
     }
     let tensor = Tensor::<B, 2>::from_data(TensorData::new(values, [dim, dim]), &device);
-    Linear { weight: linear.weight.map(|_| tensor.set_require_grad(false)), bias: linear.bias }
+    Linear {
+        weight: linear.weight.map(|_| tensor.set_require_grad(false)),
+        bias: linear.bias,
+    }
 }
 
 /// How a method produces its predictor. One implementation per predictor kind.

@@ -24,7 +24,10 @@ pub struct SetFromCorrelation<R>(pub R);
 impl<B: AutodiffBackend, R: CorrelationToPredictor> PredictorRule<B> for SetFromCorrelation<R> {
     fn init(&self, dim: usize, device: &B::Device) -> Option<PredictorNet<B>> {
         // Until the first F is seen, Wp is the usual random init (as the reference code).
-        let linear = LinearConfig::new(dim, dim).with_bias(false).init(device).no_grad();
+        let linear = LinearConfig::new(dim, dim)
+            .with_bias(false)
+            .init(device)
+            .no_grad();
         Some(PredictorNet::Linear(linear))
     }
 
@@ -42,7 +45,10 @@ impl<B: AutodiffBackend, R: CorrelationToPredictor> PredictorRule<B> for SetFrom
             return Ok(predictor);
         }
         if !correlation.is_finite() {
-            return Err(SslError::NonFinite { step, what: "the correlation matrix F" });
+            return Err(SslError::NonFinite {
+                step,
+                what: "the correlation matrix F",
+            });
         }
         match predictor {
             Some(PredictorNet::Linear(linear)) => {

@@ -18,7 +18,11 @@ impl SymmetricEigen {
     pub fn new(matrix: &[f64], dim: usize) -> Result<Self, SslError> {
         let fail = |reason: String| SslError::Eigen { dim, reason };
         if matrix.len() != dim * dim {
-            return Err(fail(format!("expected {} entries, got {}", dim * dim, matrix.len())));
+            return Err(fail(format!(
+                "expected {} entries, got {}",
+                dim * dim,
+                matrix.len()
+            )));
         }
         if matrix.iter().any(|v| !v.is_finite()) {
             return Err(fail("the matrix has non-finite entries".into()));
@@ -36,7 +40,11 @@ impl SymmetricEigen {
                 vectors[i * dim + j] = u[(i, j)];
             }
         }
-        Ok(Self { dim, values, vectors })
+        Ok(Self {
+            dim,
+            values,
+            vectors,
+        })
     }
 
     /// `Q diag(g(D)) Qᵀ` for a function `g` of the eigenvalues, row-major.

@@ -12,17 +12,32 @@ pub type B = Autodiff<Flex>;
 
 /// A tiny model so tests run in milliseconds per step.
 pub fn tiny_model() -> ModelConfig {
-    ModelConfig { width: 8, blocks: 1, in_channels: 1, image_size: 12, projector_hidden: 32, dim: 16, ..Default::default() }
+    ModelConfig {
+        width: 8,
+        blocks: 1,
+        in_channels: 1,
+        image_size: 12,
+        projector_hidden: 32,
+        dim: 16,
+        ..Default::default()
+    }
 }
 
 /// A method config with the given predictor and the reference defaults otherwise.
 pub fn method(predictor: edgessl::ssl::PredictorKind) -> MethodConfig {
-    MethodConfig { predictor, predictor_hidden: 32, ..Default::default() }
+    MethodConfig {
+        predictor,
+        predictor_hidden: 32,
+        ..Default::default()
+    }
 }
 
 /// SGD settings for the tiny tests.
 pub fn optim() -> OptimConfig {
-    OptimConfig { lr: 0.05, ..Default::default() }
+    OptimConfig {
+        lr: 0.05,
+        ..Default::default()
+    }
 }
 
 /// A few batches of synthetic view pairs for the tiny model.
@@ -34,10 +49,14 @@ pub fn batches(n: usize, batch: usize, seed: u64) -> Vec<ViewBatch> {
 
 /// Deterministic pseudo-random numbers in [-1, 1) (no RNG crate needed in tests).
 pub fn lcg(seed: u64, n: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
         .collect()
@@ -73,7 +92,9 @@ pub fn compose(q: &[f64], values: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; d * d];
     for i in 0..d {
         for j in 0..d {
-            out[i * d + j] = (0..d).map(|k| q[i * d + k] * values[k] * q[j * d + k]).sum();
+            out[i * d + j] = (0..d)
+                .map(|k| q[i * d + k] * values[k] * q[j * d + k])
+                .sum();
         }
     }
     out
@@ -82,5 +103,8 @@ pub fn compose(q: &[f64], values: &[f64]) -> Vec<f64> {
 /// Largest absolute difference.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
