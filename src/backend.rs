@@ -40,6 +40,7 @@ impl fmt::Display for BackendKind {
 
 impl BackendKind {
     /// Backends compiled into this binary, in order of preference.
+    #[allow(clippy::vec_init_then_push)] // each push depends on a cargo feature
     pub fn compiled() -> Vec<BackendKind> {
         let mut kinds = Vec::new();
         #[cfg(feature = "flex")]

@@ -526,12 +526,13 @@ impl BackendTask for PretrainTask {
                         ),
                         Err(e) => tracing::warn!("monitors skipped at step {step}: {e}"),
                     }
-                    if let Some(knn) = &knn {
-                        if step % args.knn_every == 0 || step == c.train.steps {
-                            match knn.accuracy(learner) {
-                                Ok(acc) => record.knn_top1 = Some(acc),
-                                Err(e) => tracing::warn!("kNN skipped at step {step}: {e}"),
-                            }
+                    if let Some(knn) = knn
+                        .as_ref()
+                        .filter(|_| step.is_multiple_of(args.knn_every) || step == c.train.steps)
+                    {
+                        match knn.accuracy(learner) {
+                            Ok(acc) => record.knn_top1 = Some(acc),
+                            Err(e) => tracing::warn!("kNN skipped at step {step}: {e}"),
                         }
                     }
                     match guard.observe_record(&record) {

@@ -115,7 +115,7 @@ impl SyntheticViews {
     pub fn new(size: usize, channels: usize, batch: usize, seed: u64) -> Self {
         Self {
             source: SyntheticSource::new(size, channels, 10, None, seed),
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5eed_0f_51e5),
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x005e_ed0f_51e5),
             batch,
         }
     }

@@ -9,6 +9,8 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
 /// The predictor network; `None` in the online network means identity.
+// One value per network, so the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum PredictorNet<B: Backend> {
     /// BYOL's 2-layer MLP.

@@ -41,7 +41,7 @@ impl<B: AutodiffBackend, R: CorrelationToPredictor> PredictorRule<B> for SetFrom
         correlation: &CorrelationEstimate,
         predictor: Option<PredictorNet<B>>,
     ) -> Result<Option<PredictorNet<B>>, SslError> {
-        if correlation.updates == 0 || step % self.0.freq() != 0 {
+        if correlation.updates == 0 || !step.is_multiple_of(self.0.freq()) {
             return Ok(predictor);
         }
         if !correlation.is_finite() {

@@ -53,8 +53,8 @@ impl SymmetricEigen {
         let scaled: Vec<f64> = self.values.iter().map(|&v| g(v)).collect();
         let mut out = vec![0.0; d * d];
         for i in 0..d {
-            for k in 0..d {
-                let qik = self.vectors[i * d + k] * scaled[k];
+            for (k, &sk) in scaled.iter().enumerate() {
+                let qik = self.vectors[i * d + k] * sk;
                 if qik == 0.0 {
                     continue;
                 }
