@@ -85,20 +85,17 @@ pub fn batch_norm_train<B: Backend>(
 /// (flex and candle; ndarray keeps the composite, see [`dispatch`]).
 #[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
 pub fn has_fused_batch_norm<B: Backend>() -> bool {
-    let id = TypeId::of::<B>();
-    macro_rules! check {
-        ($inner:ty) => {
-            if id == TypeId::of::<$inner>() || id == TypeId::of::<Autodiff<$inner>>() {
-                return true;
-            }
-        };
-    }
+    #[allow(unused_mut)]
+    let mut fused = false;
     #[cfg(feature = "flex")]
-    check!(burn::backend::Flex);
+    {
+        fused |= super::host::is_backend::<B, burn::backend::Flex>();
+    }
     #[cfg(feature = "candle")]
-    check!(burn::backend::Candle);
-    let _ = id;
-    false
+    {
+        fused |= super::host::is_backend::<B, burn::backend::Candle>();
+    }
+    fused
 }
 
 type Affine<B> = Option<(Tensor<B, 1>, Tensor<B, 1>)>;

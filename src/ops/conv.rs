@@ -72,22 +72,21 @@ pub fn conv2d<B: Backend>(
 /// Whether [`conv2d`] takes the im2col fast path for backend `B` (for benches and tests).
 #[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
 pub fn has_fast_conv<B: Backend>() -> bool {
-    let id = TypeId::of::<B>();
-    macro_rules! check {
-        ($inner:ty) => {
-            if id == TypeId::of::<$inner>() || id == TypeId::of::<Autodiff<$inner>>() {
-                return true;
-            }
-        };
-    }
+    #[allow(unused_mut)]
+    let mut fast = false;
     #[cfg(feature = "flex")]
-    check!(burn::backend::Flex);
+    {
+        fast |= super::host::is_backend::<B, burn::backend::Flex>();
+    }
     #[cfg(feature = "ndarray")]
-    check!(burn::backend::NdArray);
+    {
+        fast |= super::host::is_backend::<B, burn::backend::NdArray>();
+    }
     #[cfg(feature = "candle")]
-    check!(burn::backend::Candle);
-    let _ = id;
-    false
+    {
+        fast |= super::host::is_backend::<B, burn::backend::Candle>();
+    }
+    fast
 }
 
 type Args<B> = (Tensor<B, 4>, Tensor<B, 4>);

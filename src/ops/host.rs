@@ -32,3 +32,9 @@ pub(crate) fn device_tensor<B: Backend, const D: usize>(
         .into_primitive()
         .tensor()
 }
+
+/// Whether `B` is the backend `X`, bare or wrapped in burn's default `Autodiff`.
+pub(crate) fn is_backend<B: 'static, X: burn::tensor::backend::Backend>() -> bool {
+    let id = std::any::TypeId::of::<B>();
+    id == std::any::TypeId::of::<X>() || id == std::any::TypeId::of::<burn::backend::Autodiff<X>>()
+}
