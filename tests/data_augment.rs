@@ -11,30 +11,6 @@ fn rng(seed: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(seed)
 }
 
-/// A recipe that only resizes and normalises (mean 0, std 1): the identity on [0, 1] values.
-fn plain(size: usize, channels: usize) -> AugmentConfig {
-    AugmentConfig {
-        name: "plain".into(),
-        size,
-        channels,
-        crop_scale: [1.0, 1.0],
-        crop_ratio: [1.0, 1.0],
-        flip_p: 0.0,
-        jitter: ColorJitter {
-            brightness: 0.0,
-            contrast: 0.0,
-            saturation: 0.0,
-            hue: 0.0,
-            p: 0.0,
-        },
-        grayscale_p: 0.0,
-        blur: None,
-        solarize: None,
-        mean: vec![0.0; channels],
-        std: vec![1.0; channels],
-    }
-}
-
 fn views(cfg: &AugmentConfig, frame: &edgessl::data::Frame, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let (mut a, mut b) = (vec![0.0; cfg.sample_len()], vec![0.0; cfg.sample_len()]);
     cfg.two_views(frame, &mut rng(seed), &mut a, &mut b);

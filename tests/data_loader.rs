@@ -4,32 +4,9 @@
 mod data_support;
 
 use data_support::*;
-use edgessl::data::augment::{AugmentConfig, ColorJitter};
+use edgessl::data::augment::AugmentConfig;
 use edgessl::data::cifar::CifarSource;
 use edgessl::data::{BatchLoader, Frame, LabelledImages, ReplayConfig, Reservoir, ViewBatch};
-
-fn plain(size: usize, channels: usize) -> AugmentConfig {
-    AugmentConfig {
-        name: "plain".into(),
-        size,
-        channels,
-        crop_scale: [1.0, 1.0],
-        crop_ratio: [1.0, 1.0],
-        flip_p: 0.0,
-        jitter: ColorJitter {
-            brightness: 0.0,
-            contrast: 0.0,
-            saturation: 0.0,
-            hue: 0.0,
-            p: 0.0,
-        },
-        grayscale_p: 0.0,
-        blur: None,
-        solarize: None,
-        mean: vec![0.0; channels],
-        std: vec![1.0; channels],
-    }
-}
 
 /// Frames whose flat gray value encodes their index (value = 10·i).
 fn numbered_frames(n: usize, size: usize) -> Vec<Frame> {

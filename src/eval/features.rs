@@ -25,6 +25,23 @@ pub struct LabeledFeatures<'a> {
 }
 
 impl<'a> LabeledFeatures<'a> {
+    /// Number of classes of a train/test pair (`given`, or 1 + the largest label), checking
+    /// that every label is in range.
+    pub fn class_count(train: Self, test: Self, given: Option<usize>) -> Result<usize, EvalError> {
+        let classes = given.unwrap_or(train.num_classes().max(test.num_classes()));
+        if let Some(&bad) = train
+            .labels()
+            .iter()
+            .chain(test.labels())
+            .find(|&&l| l as usize >= classes)
+        {
+            return Err(EvalError::Invalid(format!(
+                "label {bad} is out of range for {classes} classes"
+            )));
+        }
+        Ok(classes)
+    }
+
     /// Checks that `data` holds `labels.len()` rows of `dim` finite values.
     /// `what` ("train", "test") names the split in errors.
     pub fn new(

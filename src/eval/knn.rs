@@ -70,19 +70,7 @@ pub fn knn_classify(
             cfg.temperature
         )));
     }
-    let classes = cfg
-        .num_classes
-        .unwrap_or(train.num_classes().max(test.num_classes()));
-    if let Some(&bad) = train
-        .labels()
-        .iter()
-        .chain(test.labels())
-        .find(|&&l| l as usize >= classes)
-    {
-        return Err(EvalError::Invalid(format!(
-            "label {bad} is out of range for {classes} classes"
-        )));
-    }
+    let classes = LabeledFeatures::class_count(train, test, cfg.num_classes)?;
     let k = cfg.k.min(train.len());
     let inv_train = inverse_norms(train);
     let inv_test = inverse_norms(test);

@@ -157,19 +157,7 @@ pub fn linear_probe(
             cfg.lr, cfg.weight_decay
         )));
     }
-    let classes = cfg
-        .num_classes
-        .unwrap_or(train.num_classes().max(test.num_classes()));
-    if let Some(&bad) = train
-        .labels()
-        .iter()
-        .chain(test.labels())
-        .find(|&&l| l as usize >= classes)
-    {
-        return Err(EvalError::Invalid(format!(
-            "label {bad} is out of range for {classes} classes"
-        )));
-    }
+    let classes = LabeledFeatures::class_count(train, test, cfg.num_classes)?;
     let d = train.dim();
     let norm = Standardizer::fit(train);
     let xtr = norm.apply(train.data());

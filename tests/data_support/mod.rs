@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use edgessl::data::Frame;
+use edgessl::data::augment::{AugmentConfig, ColorJitter};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::Write;
@@ -157,5 +158,29 @@ impl edgessl::data::FrameSource for VecSource {
     }
     fn describe(&self) -> String {
         "test frames".into()
+    }
+}
+
+/// A recipe that only resizes and normalises (mean 0, std 1): the identity on [0, 1] values.
+pub fn plain(size: usize, channels: usize) -> AugmentConfig {
+    AugmentConfig {
+        name: "plain".into(),
+        size,
+        channels,
+        crop_scale: [1.0, 1.0],
+        crop_ratio: [1.0, 1.0],
+        flip_p: 0.0,
+        jitter: ColorJitter {
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            hue: 0.0,
+            p: 0.0,
+        },
+        grayscale_p: 0.0,
+        blur: None,
+        solarize: None,
+        mean: vec![0.0; channels],
+        std: vec![1.0; channels],
     }
 }
