@@ -106,6 +106,47 @@ impl FrameSourceSpec {
     }
 }
 
+impl FrameSourceSpec {
+    /// Make this the frame source of `data` (the profile's default when the command line names
+    /// none). A leading `~/` in a path is the user's home folder.
+    pub fn apply_to(&self, data: &mut crate::data::DataArgs) -> anyhow::Result<()> {
+        use crate::data::{DataSpec, FrameSize};
+        match self {
+            Self::Synthetic => {
+                data.data = DataSpec::Synthetic {
+                    count: crate::data::spec::DEFAULT_SYNTHETIC_COUNT,
+                }
+            }
+            Self::Data(spec) => {
+                data.data = spec
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("profile frame_source = \"data:{spec}\": {e}"))?
+            }
+            Self::Frames(dir) => data.frames = Some(expand_home(dir)),
+            Self::Stream {
+                path,
+                width,
+                height,
+            } => {
+                data.stream = Some(expand_home(path).display().to_string());
+                data.stream_size = Some(FrameSize {
+                    width: *width,
+                    height: *height,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `~/x` as `$HOME/x` (profiles are shared between users, so they name home-relative folders).
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
 impl fmt::Display for FrameSourceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,7 +1,8 @@
-//! Benchmarks users run on their own device: training memory per method (measured in a fresh
+//! Benchmarks users run on their own device: accuracy of every method at one budget, training memory per method (measured in a fresh
 //! process each, next to an accounting model), the largest batch for a memory budget, and
 //! training throughput against an sgemm roof and the PyTorch peer.
 //!
+//! - [`accuracy`]: `bench accuracy`, every method and ablation at one budget.
 //! - [`accounting`]: bytes per category of one step, counted from layer shapes.
 //! - [`budget`]: the largest batch that fits a budget.
 //! - [`child`]: one measurement in a re-executed child process.
@@ -10,6 +11,7 @@
 //! - [`pytorch`]: running `benches/pytorch_reference.py`.
 
 pub mod accounting;
+pub mod accuracy;
 pub mod budget;
 pub mod child;
 pub mod flops;

@@ -38,6 +38,52 @@ enum BenchCommand {
     Throughput(ThroughputArgs),
     /// The largest batch per method that fits a memory budget (from the accounting model).
     Budget(BudgetArgs),
+    /// kNN and linear-probe accuracy of every method and ablation at one pretraining budget,
+    /// with train minutes, images/s, peak RSS, alignment and collapse per row.
+    Accuracy(AccuracyArgs),
+}
+
+#[derive(Debug, Args)]
+struct AccuracyArgs {
+    /// Device profile every run starts from (`none` for the built-in defaults).
+    #[arg(long, default_value = "generic-cpu")]
+    profile: String,
+    /// Rows, comma-separated (default: all): raw, random, byol, byol-linear, simsiam,
+    /// directpred, directpred-f5, directcopy, no-predictor, no-stop-gradient, symmetric-no-ema.
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<String>,
+    /// Pretraining steps of every row.
+    #[arg(long, default_value_t = 150)]
+    steps: u64,
+    /// Frames per batch of every row.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Seed of every row.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Training images used as the kNN bank and probe training set.
+    #[arg(long, default_value_t = 20000)]
+    eval_train: usize,
+    /// At most this many test images (default: all).
+    #[arg(long)]
+    eval_test: Option<usize>,
+    /// Epochs of the linear probe.
+    #[arg(long, default_value_t = 20)]
+    probe_epochs: usize,
+    /// Score on a held-out 20 % of the training split instead of the test split (for choosing
+    /// hyper-parameters without the test set).
+    #[arg(long)]
+    holdout: bool,
+    /// Folder for the table, the JSON and one run folder per row.
+    #[arg(long, default_value = "runs/accuracy")]
+    out: PathBuf,
+    /// Run every row again even when its folder holds a finished result for these settings.
+    #[arg(long)]
+    force: bool,
+    /// Further flags for every `pretrain` and `eval`, e.g. `--extra=--threads=2`
+    /// or `--extra=--data=idx:IMAGES,LABELS` (flags both commands accept).
+    #[arg(long, allow_hyphen_values = true)]
+    extra: Vec<String>,
 }
 
 /// The shape every method is benchmarked at: defaults < `--profile` < these flags.
@@ -209,6 +255,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::MemoryChild(a) => child(a),
         BenchCommand::Throughput(a) => throughput(a),
         BenchCommand::Budget(a) => budget(a),
+        BenchCommand::Accuracy(a) => accuracy(a),
     }
 }
 
@@ -511,5 +558,64 @@ fn budget(a: BudgetArgs) -> anyhow::Result<()> {
         }
     }
     println!("{t}");
+    Ok(())
+}
+
+fn accuracy(a: AccuracyArgs) -> anyhow::Result<()> {
+    use crate::bench::accuracy::{Budget, ROWS, accuracy_table, outputs, row, run_row};
+    let specs: Vec<_> = if a.rows.is_empty() {
+        ROWS.iter().collect()
+    } else {
+        a.rows
+            .iter()
+            .map(|k| row(k))
+            .collect::<anyhow::Result<_>>()?
+    };
+    if a.steps == 0 {
+        anyhow::bail!("--steps 0: every row needs at least one pretraining step");
+    }
+    let budget = Budget {
+        profile: a.profile,
+        steps: a.steps,
+        batch: a.batch,
+        seed: a.seed,
+        eval_train: a.eval_train,
+        eval_test: a.eval_test,
+        probe_epochs: a.probe_epochs,
+        holdout: a.holdout,
+        extra: a.extra,
+    };
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("--out {}: cannot create the folder", a.out.display()))?;
+    let exe = std::env::current_exe().context("cannot locate the running edgessl binary")?;
+    let mut results = Vec::new();
+    for spec in specs {
+        eprintln!("{}: {}", spec.key, spec.label);
+        results.push(run_row(&exe, &a.out, spec, &budget, a.force)?);
+        // Write after every row, so an interrupted table still shows what finished.
+        let (md, json) = outputs(&a.out);
+        let header = format!(
+            "# bench accuracy: {} steps x batch {}, profile {}, seed {}; kNN bank and probe on {} training images, {}-epoch probe, scored on {}\n\n",
+            budget.steps,
+            budget.batch,
+            budget.profile,
+            budget.seed,
+            budget.eval_train,
+            budget.probe_epochs,
+            if budget.holdout {
+                "20 % of the training split"
+            } else {
+                "the test split"
+            }
+        );
+        let table = accuracy_table(&results);
+        std::fs::write(&md, format!("{header}{table}"))
+            .with_context(|| format!("cannot write {}", md.display()))?;
+        std::fs::write(&json, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("cannot write {}", json.display()))?;
+    }
+    let (md, json) = outputs(&a.out);
+    print!("{}", std::fs::read_to_string(&md)?);
+    eprintln!("wrote {} and {}", md.display(), json.display());
     Ok(())
 }

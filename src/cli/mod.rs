@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, each a clap `Args` struct and a `run`.
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod bench;
@@ -46,9 +47,22 @@ enum Command {
 
 /// Parse the command line, run the subcommand, and turn errors into a message and exit code 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        Command::Pretrain(args) => pretrain::run(args),
+        Command::Pretrain(mut args) => {
+            // A profile's frame source is the default only when no data flag was typed.
+            let typed = |id: &str| {
+                matches
+                    .subcommand_matches("pretrain")
+                    .is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
+            };
+            args.use_profile_frame_source = !(typed("data") || typed("frames") || typed("stream"));
+            pretrain::run(args)
+        }
         Command::Data(args) => data::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),

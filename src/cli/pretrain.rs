@@ -302,6 +302,10 @@ pub struct PretrainArgs {
     /// Stop the run (with an error) when the representation collapses.
     #[arg(long)]
     pub stop_on_collapse: bool,
+    /// Set by the command-line front end when none of `--data`, `--frames`, `--stream` was
+    /// given: the device profile's `frame_source` is then the data.
+    #[arg(skip)]
+    pub use_profile_frame_source: bool,
 }
 
 /// The augmentation for a config: the named preset, or the one matching the input.
@@ -609,6 +613,20 @@ impl BackendTask for PretrainTask {
             summary.recent_loss,
             peak.map_or("n/a".into(), mib)
         );
+        crate::run::TrainingSummary {
+            method: c.method.label(),
+            backend: kind,
+            batch: c.train.batch,
+            steps: learner.step_count(),
+            steps_this_run: summary.steps,
+            frames_this_run: summary.frames,
+            train_secs_this_run: summary.elapsed.as_secs_f64(),
+            images_per_sec: summary.frames_per_sec(),
+            peak_rss_bytes: peak,
+            last_loss: summary.last_loss,
+            recent_loss: summary.recent_loss,
+        }
+        .save(&out.join("summary.json"))?;
         if interrupted.load(Ordering::SeqCst) {
             eprintln!(
                 "interrupted: checkpoint {} written; continue with --resume",
@@ -673,6 +691,7 @@ impl BackendTask for PretrainTask {
         eprintln!("files:");
         eprintln!("  config      {}", out.join("config.toml").display());
         eprintln!("  log         {}", out.join("log.jsonl").display());
+        eprintln!("  summary     {}", out.join("summary.json").display());
         eprintln!("  checkpoint  {}", final_ckpt.display());
         eprintln!("  encoder     {} (+ .card.toml)", export_path.display());
         eprintln!("  safetensors {}", st_path.display());
@@ -684,7 +703,7 @@ impl BackendTask for PretrainTask {
 }
 
 /// Run a pretraining job.
-pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
+pub fn run(mut args: PretrainArgs) -> anyhow::Result<()> {
     let cache = args.cache.clone().unwrap_or_else(default_cache_dir);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out {}: cannot create the folder", args.out.display()))?;
@@ -707,6 +726,11 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
                     loaded.step
                 );
                 let ckpt: RunCheckpoint = loaded.value;
+                if args.use_profile_frame_source {
+                    // No data flag typed: continue on the frames the run was trained on.
+                    args.data = ckpt.data.clone();
+                    args.use_profile_frame_source = false;
+                }
                 // The checkpoint's config is the run's; only its length can be extended.
                 let steps = args.train.steps.unwrap_or(ckpt.config.train.steps);
                 config = ckpt.config.clone();
@@ -717,6 +741,18 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
                 "--resume: no checkpoint in {} verifies; starting fresh",
                 args.out.display()
             ),
+        }
+    }
+    if args.use_profile_frame_source {
+        if let Some(p) = args.train.device_profile()? {
+            eprintln!(
+                "frames from profile {}: {} (give --data, --frames or --stream to change)",
+                p.name, p.meta.frame_source
+            );
+            p.meta
+                .frame_source
+                .apply_to(&mut args.data)
+                .with_context(|| format!("profile {}", p.path.display()))?;
         }
     }
     std::fs::write(args.out.join("config.toml"), config.to_toml())

@@ -26,7 +26,7 @@ pub use labelled::{LabelledImages, Split};
 pub use loader::{BatchLoader, ReplayConfig};
 pub use open::{open_labelled_source, open_source};
 pub use reservoir::Reservoir;
-pub use spec::DataSpec;
+pub use spec::{DataSpec, FrameSize};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -5,5 +5,7 @@ pub mod checkpoint;
 pub mod encoder;
 pub mod evaluate;
 pub mod features;
+pub mod summary;
 
 pub use checkpoint::RunCheckpoint;
+pub use summary::TrainingSummary;
