@@ -98,7 +98,7 @@ impl<B: Backend> BasicBlock<B> {
             Some(d) => d.bn.forward4(apply_conv(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward4(apply_conv(&self.conv1, x)));
+        let y = self.bn1.forward4_relu(apply_conv(&self.conv1, x));
         let y = self.bn2.forward4(apply_conv(&self.conv2, y));
         relu(y + shortcut)
     }

@@ -67,16 +67,34 @@ impl BatchNormConfig {
 }
 
 impl<B: Backend> BatchNorm<B> {
+    /// `relu(forward4(x))`, fused into one pass where the backend has the fused kernels.
+    pub fn forward4_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if super::fast_ops() && B::ad_enabled(&x.device()) {
+            return self.forward4_fused(x, true);
+        }
+        burn::tensor::activation::relu(self.forward4(x))
+    }
+
+    /// Training mode through `src/ops` (fused host kernels with an explicit backward where
+    /// the backend has them), with or without the ReLU that follows.
+    fn forward4_fused(&self, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let gamma = self.gamma.as_ref().map(|g| g.val());
+        let beta = self.beta.as_ref().map(|b| b.val());
+        let (y, mean, var) = if relu {
+            crate::ops::batch_norm_relu_train(x, gamma, beta, self.epsilon)
+        } else {
+            crate::ops::batch_norm_train(x, gamma, beta, self.epsilon)
+        };
+        self.update_running(mean.reshape([1, c]), var.reshape([1, c]), n * h * w);
+        y
+    }
+
     /// Normalise feature maps `[N, C, H, W]` per channel.
     pub fn forward4(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         if super::fast_ops() && B::ad_enabled(&x.device()) {
-            // Fused host kernels with an explicit backward (src/ops), where the backend has them.
-            let gamma = self.gamma.as_ref().map(|g| g.val());
-            let beta = self.beta.as_ref().map(|b| b.val());
-            let (y, mean, var) = crate::ops::batch_norm_train(x, gamma, beta, self.epsilon);
-            self.update_running(mean.reshape([1, c]), var.reshape([1, c]), n * h * w);
-            return y;
+            return self.forward4_fused(x, false);
         }
         let rows = x.reshape([n * c, h * w]);
         let per_row = |v: Tensor<B, 2>| v.repeat_dim(0, n).reshape([n * c, 1]);

@@ -7,7 +7,6 @@ use super::block::{BasicBlock, BasicBlockConfig, apply_conv, conv};
 use super::norm::{BatchNorm, BatchNormConfig};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
@@ -133,7 +132,7 @@ pub struct ResidualTrunk<B: Backend> {
 impl<B: Backend> ResidualTrunk<B> {
     /// Features of a batch of images.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = relu(self.bn1.forward4(apply_conv(&self.conv1, images)));
+        let mut x = self.bn1.forward4_relu(apply_conv(&self.conv1, images));
         for block in self.layers.iter().flatten() {
             x = block.forward(x);
         }

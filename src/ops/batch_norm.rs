@@ -60,23 +60,55 @@ pub fn batch_norm_train<B: Backend>(
     beta: Option<Tensor<B, 1>>,
     eps: f64,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    batch_norm_train_act(x, gamma, beta, eps, false)
+}
+
+/// [`batch_norm_train`] followed by ReLU: `relu(BN(x))`, the pair that opens every residual
+/// block. On the fused path both run in one pass over the map forward and one backward
+/// (the ReLU mask is recomputed from the saved input, so nothing extra is stored); elsewhere
+/// it is burn's `relu` after the composite BatchNorm.
+pub fn batch_norm_relu_train<B: Backend>(
+    x: Tensor<B, 4>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    batch_norm_train_act(x, gamma, beta, eps, true)
+}
+
+fn batch_norm_train_act<B: Backend>(
+    x: Tensor<B, 4>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+    relu: bool,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let composite = |x, gamma, beta| {
+        let (y, mean, var) = batch_norm_train_composite(x, gamma, beta, eps);
+        let y = if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
+        (y, mean, var)
+    };
     let fused = x.dtype() == DType::F32
         && gamma.is_some() == beta.is_some()
         && gamma.as_ref().is_none_or(|g| g.dtype() == DType::F32)
         && beta.as_ref().is_none_or(|b| b.dtype() == DType::F32);
     if !fused {
-        return batch_norm_train_composite(x, gamma, beta, eps);
+        return composite(x, gamma, beta);
     }
     let device = x.device();
     let c = x.dims()[1];
-    match dispatch(x, gamma.zip(beta), eps) {
+    match dispatch(x, gamma.zip(beta), eps, relu) {
         Ok((y, mean, var)) => {
             let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
             (y, stat(mean), stat(var))
         }
         Err((x, affine)) => {
             let (g, b) = affine.unzip();
-            batch_norm_train_composite(x, g, b, eps)
+            composite(x, g, b)
         }
     }
 }
@@ -107,18 +139,23 @@ fn dispatch<B: Backend>(
     x: Tensor<B, 4>,
     affine: Affine<B>,
     eps: f64,
+    relu: bool,
 ) -> Result<BnOut<B>, (Tensor<B, 4>, Affine<B>)> {
     let id = TypeId::of::<B>();
     macro_rules! route {
         ($inner:ty) => {
             if id == TypeId::of::<$inner>() {
                 let (y, m, v) =
-                    bn_plain::<$inner>(cast(x), affine.map(|(g, b)| (cast(g), cast(b))), eps);
+                    bn_plain::<$inner>(cast(x), affine.map(|(g, b)| (cast(g), cast(b))), eps, relu);
                 return Ok((cast(y), m, v));
             }
             if id == TypeId::of::<Autodiff<$inner>>() {
-                let (y, m, v) =
-                    bn_autodiff::<$inner>(cast(x), affine.map(|(g, b)| (cast(g), cast(b))), eps);
+                let (y, m, v) = bn_autodiff::<$inner>(
+                    cast(x),
+                    affine.map(|(g, b)| (cast(g), cast(b))),
+                    eps,
+                    relu,
+                );
                 return Ok((cast(y), m, v));
             }
         };
@@ -130,7 +167,7 @@ fn dispatch<B: Backend>(
     route!(burn::backend::Flex);
     #[cfg(feature = "candle")]
     route!(burn::backend::Candle);
-    let _ = (id, eps);
+    let _ = (id, eps, relu);
     Err((x, affine))
 }
 
@@ -160,7 +197,7 @@ fn inv_std(var: &[f32], eps: f64) -> Vec<f32> {
 }
 
 /// Fused forward on a non-autodiff backend.
-fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64) -> BnOut<B> {
+fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64, relu: bool) -> BnOut<B> {
     let [n, c, h, w] = x.dims();
     let device = x.device();
     let xh = host::<B, 4>(x.into_primitive().tensor());
@@ -177,7 +214,7 @@ fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64) -> BnOut<B
         &inv,
         affine.as_ref().map(|(g, b)| (g.as_slice(), b.as_slice())),
     );
-    let y = bn_apply(&xh, &scale, &shift, c, h * w);
+    let y = bn_apply(&xh, &scale, &shift, c, h * w, relu);
     let y = Tensor::from_primitive(TensorPrimitive::Float(device_tensor::<B, 4>(
         y,
         [n, c, h, w],
@@ -193,6 +230,9 @@ struct SavedBn {
     mean: Arc<Vec<f32>>,
     inv_std: Arc<Vec<f32>>,
     gamma: Option<Arc<Vec<f32>>>,
+    /// For BatchNorm + ReLU: the forward's per-channel `(scale, shift)`, to recompute the
+    /// ReLU mask.
+    relu: Option<(Arc<Vec<f32>>, Arc<Vec<f32>>)>,
     dims: [usize; 4],
 }
 
@@ -211,6 +251,9 @@ impl SavedBn {
             &self.mean,
             &self.inv_std,
             self.gamma.as_deref().map(|g| g.as_slice()),
+            self.relu
+                .as_ref()
+                .map(|(a, b)| (a.as_slice(), b.as_slice())),
             n,
             c,
             h * w,
@@ -262,6 +305,7 @@ fn bn_autodiff<B: Backend>(
     x: Tensor<Autodiff<B>, 4>,
     affine: Affine<Autodiff<B>>,
     eps: f64,
+    relu: bool,
 ) -> BnOut<Autodiff<B>> {
     let dims = x.dims();
     let [n, c, h, w] = dims;
@@ -270,38 +314,44 @@ fn bn_autodiff<B: Backend>(
     let xh = host::<B, 4>(x.primitive);
     let (mean, var) = bn_stats(&xh, n, c, h * w);
     let inv = inv_std(&var, eps);
-    let saved = |gamma: Option<Arc<Vec<f32>>>, xh: Vec<f32>| SavedBn {
-        x: Arc::new(xh),
-        mean: Arc::new(mean.clone()),
-        inv_std: Arc::new(inv.clone()),
-        gamma,
-        dims,
-    };
+    let saved =
+        |gamma: Option<Arc<Vec<f32>>>, xh: Vec<f32>, scale: Vec<f32>, shift: Vec<f32>| SavedBn {
+            x: Arc::new(xh),
+            mean: Arc::new(mean.clone()),
+            inv_std: Arc::new(inv.clone()),
+            gamma,
+            relu: relu.then(|| (Arc::new(scale), Arc::new(shift))),
+            dims,
+        };
     let out = match affine {
         Some((g, b)) => {
             let (g, b) = (g.into_primitive().tensor(), b.into_primitive().tensor());
             let gh = host::<B, 1>(g.primitive);
             let bh = host::<B, 1>(b.primitive);
             let (scale, shift) = scale_shift(&mean, &inv, Some((&gh, &bh)));
-            let y = device_tensor::<B, 4>(bn_apply(&xh, &scale, &shift, c, h * w), dims, &device);
+            let y = bn_apply(&xh, &scale, &shift, c, h * w, relu);
+            let y = device_tensor::<B, 4>(y, dims, &device);
             match BnAffineBackward
                 .prepare::<NoCheckpointing>([x.node, g.node, b.node])
                 .compute_bound()
                 .stateful()
             {
-                OpsKind::Tracked(prep) => prep.finish(saved(Some(Arc::new(gh)), xh), y),
+                OpsKind::Tracked(prep) => {
+                    prep.finish(saved(Some(Arc::new(gh)), xh, scale, shift), y)
+                }
                 OpsKind::UnTracked(prep) => prep.finish(y),
             }
         }
         None => {
             let (scale, shift) = scale_shift(&mean, &inv, None);
-            let y = device_tensor::<B, 4>(bn_apply(&xh, &scale, &shift, c, h * w), dims, &device);
+            let y = bn_apply(&xh, &scale, &shift, c, h * w, relu);
+            let y = device_tensor::<B, 4>(y, dims, &device);
             match BnPlainBackward
                 .prepare::<NoCheckpointing>([x.node])
                 .compute_bound()
                 .stateful()
             {
-                OpsKind::Tracked(prep) => prep.finish(saved(None, xh), y),
+                OpsKind::Tracked(prep) => prep.finish(saved(None, xh, scale, shift), y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
             }
         }

@@ -3,7 +3,8 @@
 //! * [`conv2d`]: im2col + GEMM convolution with an explicit backward (fast path on
 //!   flex / ndarray / candle, bare or under `Autodiff`; stock burn elsewhere).
 //! * [`batch_norm_train`] and friends: BatchNorm with fused host kernels and an explicit
-//!   backward on flex and candle, 2-D-view burn ops on any other (ndarray included).
+//!   backward on flex and candle, 2-D-view burn ops on any other (ndarray included);
+//!   [`batch_norm_relu_train`] fuses the ReLU that follows.
 //! * [`conv2d_forward`] / [`batch_norm_forward`]: the same, as drop-in replacements for
 //!   `Conv2d::forward` / `BatchNorm::forward` on burn's own modules.
 //!
@@ -16,8 +17,8 @@ mod kernels;
 mod modules;
 
 pub use batch_norm::{
-    batch_norm_eval, batch_norm_eval_2d, batch_norm_train, batch_norm_train_2d,
-    batch_norm_train_composite, has_fused_batch_norm, update_running_stats,
+    batch_norm_eval, batch_norm_eval_2d, batch_norm_relu_train, batch_norm_train,
+    batch_norm_train_2d, batch_norm_train_composite, has_fused_batch_norm, update_running_stats,
 };
 pub use conv::{conv2d, has_fast_conv};
 pub use modules::{batch_norm_forward, conv2d_forward};
