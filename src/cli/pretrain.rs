@@ -743,17 +743,17 @@ pub fn run(mut args: PretrainArgs) -> anyhow::Result<()> {
             ),
         }
     }
-    if args.use_profile_frame_source {
-        if let Some(p) = args.train.device_profile()? {
-            eprintln!(
-                "frames from profile {}: {} (give --data, --frames or --stream to change)",
-                p.name, p.meta.frame_source
-            );
-            p.meta
-                .frame_source
-                .apply_to(&mut args.data)
-                .with_context(|| format!("profile {}", p.path.display()))?;
-        }
+    if args.use_profile_frame_source
+        && let Some(p) = args.train.device_profile()?
+    {
+        eprintln!(
+            "frames from profile {}: {} (give --data, --frames or --stream to change)",
+            p.name, p.meta.frame_source
+        );
+        p.meta
+            .frame_source
+            .apply_to(&mut args.data)
+            .with_context(|| format!("profile {}", p.path.display()))?;
     }
     std::fs::write(args.out.join("config.toml"), config.to_toml())
         .with_context(|| format!("--out {}: cannot write config.toml", args.out.display()))?;

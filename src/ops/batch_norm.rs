@@ -223,6 +223,9 @@ fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64, relu: bool
     (y, mean, var)
 }
 
+/// Per-channel `(scale, shift)` of a forward pass.
+type ScaleShift = (Arc<Vec<f32>>, Arc<Vec<f32>>);
+
 /// What the fused backward keeps: the input on the host and the per-channel constants.
 #[derive(Debug, Clone)]
 struct SavedBn {
@@ -232,7 +235,7 @@ struct SavedBn {
     gamma: Option<Arc<Vec<f32>>>,
     /// For BatchNorm + ReLU: the forward's per-channel `(scale, shift)`, to recompute the
     /// ReLU mask.
-    relu: Option<(Arc<Vec<f32>>, Arc<Vec<f32>>)>,
+    relu: Option<ScaleShift>,
     dims: [usize; 4],
 }
 
