@@ -28,7 +28,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
-use super::host::{cast, device_tensor, host};
+use super::host::{HostBuf, cast, device_tensor, host};
 use super::kernels::{bn_apply, bn_backward, bn_stats};
 
 /// Expands a per-channel `[1, C]` row to one value per row of the `[N*C, HW]` view.
@@ -209,11 +209,7 @@ fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64, relu: bool
             host::<B, 1>(b.into_primitive().tensor()),
         )
     });
-    let (scale, shift) = scale_shift(
-        &mean,
-        &inv,
-        affine.as_ref().map(|(g, b)| (g.as_slice(), b.as_slice())),
-    );
+    let (scale, shift) = scale_shift(&mean, &inv, affine.as_ref().map(|(g, b)| (&g[..], &b[..])));
     let y = bn_apply(&xh, &scale, &shift, c, h * w, relu);
     let y = Tensor::from_primitive(TensorPrimitive::Float(device_tensor::<B, 4>(
         y,
@@ -229,10 +225,10 @@ type ScaleShift = (Arc<Vec<f32>>, Arc<Vec<f32>>);
 /// What the fused backward keeps: the input on the host and the per-channel constants.
 #[derive(Debug, Clone)]
 struct SavedBn {
-    x: Arc<Vec<f32>>,
+    x: Arc<HostBuf>,
     mean: Arc<Vec<f32>>,
     inv_std: Arc<Vec<f32>>,
-    gamma: Option<Arc<Vec<f32>>>,
+    gamma: Option<Arc<HostBuf>>,
     /// For BatchNorm + ReLU: the forward's per-channel `(scale, shift)`, to recompute the
     /// ReLU mask.
     relu: Option<ScaleShift>,
@@ -253,7 +249,7 @@ impl SavedBn {
             &dy,
             &self.mean,
             &self.inv_std,
-            self.gamma.as_deref().map(|g| g.as_slice()),
+            self.gamma.as_deref().map(|g| &g[..]),
             self.relu
                 .as_ref()
                 .map(|(a, b)| (a.as_slice(), b.as_slice())),
@@ -318,7 +314,7 @@ fn bn_autodiff<B: Backend>(
     let (mean, var) = bn_stats(&xh, n, c, h * w);
     let inv = inv_std(&var, eps);
     let saved =
-        |gamma: Option<Arc<Vec<f32>>>, xh: Vec<f32>, scale: Vec<f32>, shift: Vec<f32>| SavedBn {
+        |gamma: Option<Arc<HostBuf>>, xh: HostBuf, scale: Vec<f32>, shift: Vec<f32>| SavedBn {
             x: Arc::new(xh),
             mean: Arc::new(mean.clone()),
             inv_std: Arc::new(inv.clone()),

@@ -28,7 +28,7 @@ use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use std::sync::Arc;
 
-use super::host::{cast, device_tensor, host};
+use super::host::{HostBuf, cast, device_tensor, host};
 use super::kernels::{ConvGeom, conv_backward_w, conv_backward_x, conv_forward};
 
 /// Drop-in replacement for `burn::tensor::module::conv2d` (weight `[CO, CI, KH, KW]`,
@@ -157,12 +157,12 @@ fn conv2d_plain<B: Backend>(
     )))
 }
 
-/// What the backward step keeps: host copies of the input and weight (the columns are
+/// What the backward step keeps: the input and weight on the host (borrowed on flex) (the columns are
 /// recomputed, never stored: they are 9x the input).
 #[derive(Debug, Clone)]
 struct SavedConv {
-    x: Arc<Vec<f32>>,
-    w: Arc<Vec<f32>>,
+    x: Arc<HostBuf>,
+    w: Arc<HostBuf>,
     w_dims: [usize; 4],
     g: ConvGeom,
 }
