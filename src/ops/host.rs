@@ -1,6 +1,6 @@
 //! Moving tensors between burn backends and host slices, and routing by backend type.
 
-use core::any::{Any, TypeId};
+use core::any::Any;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -45,7 +45,7 @@ impl std::ops::Deref for HostBuf {
 /// with perf), read out otherwise.
 pub(crate) fn host<B: Backend, const D: usize>(p: FloatTensor<B>) -> HostBuf {
     #[cfg(feature = "flex")]
-    if TypeId::of::<B>() == TypeId::of::<burn::backend::Flex>() {
+    if core::any::TypeId::of::<B>() == core::any::TypeId::of::<burn::backend::Flex>() {
         let t: burn::backend::flex::FlexTensor = cast(p);
         if t.as_slice::<f32>().is_some() {
             return HostBuf::Flex(t);
