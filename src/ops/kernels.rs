@@ -102,31 +102,35 @@ impl ConvGeom {
     }
 }
 
-/// `dst[M,N] (+)= a[M,K] · b[K,N]` on row/column strides, single-threaded (the callers
-/// parallelise over samples, so gemm's own threading would only oversubscribe).
+/// The one `gemm` call behind [`sgemm`] and [`sgemm_into`]: `dst[M,N] (+)= a[M,K] · b[K,N]`
+/// on row/column strides, single-threaded (the callers parallelise over samples, so gemm's
+/// own threading would only oversubscribe). The bounds of `a` and `b` are checked here.
+///
+/// # Safety
+/// `dst` must be valid for writes of a row-major `M×N` block, and for reads when
+/// `accumulate` (gemm reads `dst` only then).
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn sgemm(
+unsafe fn sgemm_raw(
     m: usize,
     n: usize,
     k: usize,
-    dst: &mut [f32],
+    dst: *mut f32,
     accumulate: bool,
     a: &[f32],
     (a_rs, a_cs): (usize, usize),
     b: &[f32],
     (b_rs, b_cs): (usize, usize),
 ) {
-    assert!(dst.len() >= m * n);
     assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
     assert!(n == 0 || k == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    // SAFETY: the asserts above bound every index gemm touches; dst is row-major M×N.
+    // SAFETY: the asserts bound every index gemm reads in a and b; the caller vouches for dst.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -146,6 +150,37 @@ fn sgemm(
     }
 }
 
+/// `dst[M,N] (+)= a[M,K] · b[K,N]` into an initialised buffer (see [`sgemm_raw`]).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+) {
+    assert!(dst.len() >= m * n);
+    // SAFETY: dst is an initialised slice of at least M×N floats.
+    unsafe {
+        sgemm_raw(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            accumulate,
+            a,
+            a_strides,
+            b,
+            b_strides,
+        )
+    }
+}
+
 /// [`sgemm`] overwriting an uninitialised `dst` (gemm does not read it when not
 /// accumulating), so output buffers need no zeroing.
 #[allow(clippy::too_many_arguments)]
@@ -156,9 +191,9 @@ fn sgemm_into(
     k: usize,
     dst: &mut [MaybeUninit<f32>],
     a: &[f32],
-    (a_rs, a_cs): (usize, usize),
+    a_strides: (usize, usize),
     b: &[f32],
-    (b_rs, b_cs): (usize, usize),
+    b_strides: (usize, usize),
 ) {
     assert!(dst.len() >= m * n);
     if k == 0 {
@@ -166,32 +201,19 @@ fn sgemm_into(
         dst[..m * n].fill(MaybeUninit::new(0.0));
         return;
     }
-    assert!(m == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
-    assert!(n == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    // SAFETY: the asserts bound every index gemm touches; with read_dst = false gemm only
-    // writes dst (row-major M×N), never reads it.
+    // SAFETY: dst holds at least M×N floats, written (never read) without accumulation.
     unsafe {
-        gemm::gemm(
+        sgemm_raw(
             m,
             n,
             k,
-            dst.as_mut_ptr().cast::<f32>(),
-            1,
-            n as isize,
+            dst.as_mut_ptr().cast(),
             false,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+            a,
+            a_strides,
+            b,
+            b_strides,
+        )
     }
 }
 
