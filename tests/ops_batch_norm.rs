@@ -25,9 +25,11 @@ fn stock_bn<B: Backend>(c: usize, dev: &B::Device) -> BatchNorm<Autodiff<B>> {
     bn
 }
 
-fn check_4d<B: Backend>(shape: [usize; 4], affine: bool) {
+/// `ops::batch_norm_train` (or, with `relu`, `ops::batch_norm_relu_train` against burn's
+/// `relu` after the stock module: the ReLU mask must gate every gradient) against stock.
+fn check_4d<B: Backend>(shape: [usize; 4], affine: bool, relu: bool) {
     let dev = B::Device::default();
-    let ctx = format!("{shape:?} affine {affine}");
+    let ctx = format!("{shape:?} affine {affine} relu {relu}");
     let c = shape[1];
     let bn = stock_bn::<B>(c, &dev);
     let x = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(3., 2.), &dev);
@@ -44,17 +46,44 @@ fn check_4d<B: Backend>(shape: [usize; 4], affine: bool) {
         plain.beta = Param::from_tensor(Tensor::zeros([c], &dev));
         plain.forward(xs.clone())
     };
+    let ys = if relu {
+        burn::tensor::activation::relu(ys)
+    } else {
+        ys
+    };
     let gs = (ys.clone() * r.clone()).sum().backward();
 
     let xf = x.clone().require_grad();
     let gamma = bn.gamma.val().detach().require_grad();
     let beta = bn.beta.val().detach().require_grad();
-    let (yf, mean, var) = if affine {
-        ops::batch_norm_train(xf.clone(), Some(gamma.clone()), Some(beta.clone()), EPS)
+    let train = if relu {
+        ops::batch_norm_relu_train::<Autodiff<B>>
     } else {
-        ops::batch_norm_train(xf.clone(), None, None, EPS)
+        ops::batch_norm_train::<Autodiff<B>>
+    };
+    let (yf, mean, var) = if affine {
+        train(xf.clone(), Some(gamma.clone()), Some(beta.clone()), EPS)
+    } else {
+        train(xf.clone(), None, None, EPS)
     };
     let gf = (yf.clone() * r).sum().backward();
+
+    if relu {
+        // Some outputs are clipped and some not: a missing or wrong mask would show.
+        let zeros = yf
+            .clone()
+            .inner()
+            .equal_elem(0.0)
+            .int()
+            .sum()
+            .into_scalar()
+            .elem::<i64>();
+        let total: usize = shape.iter().product();
+        assert!(
+            zeros > 0 && (zeros as usize) < total,
+            "{ctx}: {zeros} of {total} clipped"
+        );
+    }
 
     assert!(rel_err(yf.inner(), ys.inner()) < TOL, "{ctx}: forward");
     assert!(
@@ -209,76 +238,15 @@ fn check_composite<B: Backend>(shape: [usize; 4]) {
     assert!(rel_err(gamma.grad(&gf).unwrap(), bn.gamma.val().grad(&gs).unwrap()) < TOL);
 }
 
-/// Fused BatchNorm + ReLU against burn's `relu` after the stock module: outputs and the
-/// gradients of input, gamma and beta (the ReLU mask must gate all three).
-fn check_relu<B: Backend>(shape: [usize; 4], affine: bool) {
-    let dev = B::Device::default();
-    let ctx = format!("bn+relu {shape:?} affine {affine}");
-    let c = shape[1];
-    let mut bn = stock_bn::<B>(c, &dev);
-    if !affine {
-        bn.gamma = Param::from_tensor(Tensor::ones([c], &dev));
-        bn.beta = Param::from_tensor(Tensor::zeros([c], &dev));
-    }
-    let x = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(1., 2.), &dev);
-    let r = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(0., 1.), &dev);
-
-    let xs = x.clone().require_grad();
-    let ys = burn::tensor::activation::relu(bn.forward(xs.clone()));
-    let gs = (ys.clone() * r.clone()).sum().backward();
-
-    let xf = x.require_grad();
-    let gamma = bn.gamma.val().detach().require_grad();
-    let beta = bn.beta.val().detach().require_grad();
-    let (yf, _, _) = if affine {
-        ops::batch_norm_relu_train(xf.clone(), Some(gamma.clone()), Some(beta.clone()), EPS)
-    } else {
-        ops::batch_norm_relu_train(xf.clone(), None, None, EPS)
-    };
-    let gf = (yf.clone() * r).sum().backward();
-
-    // About half the outputs are clipped: the test would catch a missing or wrong mask.
-    let zeros = yf
-        .clone()
-        .inner()
-        .equal_elem(0.0)
-        .int()
-        .sum()
-        .into_scalar()
-        .elem::<i64>();
-    let total: usize = shape.iter().product();
-    assert!(
-        zeros > 0 && (zeros as usize) < total,
-        "{ctx}: {zeros} of {total} clipped"
-    );
-    assert!(rel_err(yf.inner(), ys.inner()) < TOL, "{ctx}: forward");
-    assert!(
-        rel_err(xf.grad(&gf).unwrap(), xs.grad(&gs).unwrap()) < TOL,
-        "{ctx}: input grad"
-    );
-    if affine {
-        assert!(
-            rel_err(gamma.grad(&gf).unwrap(), bn.gamma.val().grad(&gs).unwrap()) < TOL,
-            "{ctx}: gamma grad"
-        );
-        assert!(
-            rel_err(beta.grad(&gf).unwrap(), bn.beta.val().grad(&gs).unwrap()) < TOL,
-            "{ctx}: beta grad"
-        );
-    }
-}
-
 fn check_all<B: Backend>() {
-    for shape in [[4, 3, 5, 6], [2, 4, 3, 3], [3, 2, 8, 1]] {
-        check_relu::<B>(shape, true);
-        check_relu::<B>(shape, false);
-    }
     check_composite::<B>([4, 3, 5, 6]);
     check_composite::<B>([1, 2, 3, 3]);
     B::seed(&B::Device::default(), 11);
     for shape in [[4, 3, 5, 6], [1, 2, 4, 4], [3, 1, 3, 7], [2, 4, 1, 1]] {
-        check_4d::<B>(shape, true);
-        check_4d::<B>(shape, false);
+        for relu in [false, true] {
+            check_4d::<B>(shape, true, relu);
+            check_4d::<B>(shape, false, relu);
+        }
     }
     check_2d::<B>([8, 5]);
     check_2d::<B>([2, 3]);

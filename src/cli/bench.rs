@@ -588,12 +588,12 @@ fn accuracy(a: AccuracyArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("--out {}: cannot create the folder", a.out.display()))?;
     let exe = std::env::current_exe().context("cannot locate the running edgessl binary")?;
+    let (md, json) = outputs(&a.out);
     let mut results = Vec::new();
     for spec in specs {
         eprintln!("{}: {}", spec.key, spec.label);
         results.push(run_row(&exe, &a.out, spec, &budget, a.force)?);
         // Write after every row, so an interrupted table still shows what finished.
-        let (md, json) = outputs(&a.out);
         let header = format!(
             "# bench accuracy: {} steps x batch {}, profile {}, seed {}; kNN bank and probe on {} training images, {}-epoch probe, scored on {}\n\n",
             budget.steps,
@@ -614,7 +614,6 @@ fn accuracy(a: AccuracyArgs) -> anyhow::Result<()> {
         std::fs::write(&json, serde_json::to_string_pretty(&results)?)
             .with_context(|| format!("cannot write {}", json.display()))?;
     }
-    let (md, json) = outputs(&a.out);
     print!("{}", std::fs::read_to_string(&md)?);
     eprintln!("wrote {} and {}", md.display(), json.display());
     Ok(())
