@@ -118,7 +118,9 @@ pub fn child_args(config: &TrainConfig) -> anyhow::Result<Vec<String>> {
 }
 
 /// Re-execute this binary as a memory child for `config` and parse its report.
-/// `mmap_threshold` (glibc) is passed to the child as `MALLOC_MMAP_THRESHOLD_`.
+/// `mmap_threshold` (glibc) is passed to the child as `MALLOC_MMAP_THRESHOLD_`, with the
+/// `release` heap policy so that edgessl's own tuning does not override it; otherwise the
+/// child runs with this process's heap policy.
 pub fn spawn_child(
     config: &TrainConfig,
     mmap_threshold: Option<u64>,
@@ -135,8 +137,14 @@ pub fn spawn_child_with(
 ) -> anyhow::Result<ChildReport> {
     let mut cmd = Command::new(exe);
     cmd.args(child_args(config)?);
-    if let Some(t) = mmap_threshold {
-        cmd.env("MALLOC_MMAP_THRESHOLD_", t.to_string());
+    match mmap_threshold {
+        Some(t) => {
+            cmd.env("MALLOC_MMAP_THRESHOLD_", t.to_string());
+            cmd.env("EDGESSL_HEAP", crate::runtime::HeapPolicy::Release.name());
+        }
+        None => {
+            cmd.env("EDGESSL_HEAP", crate::runtime::heap_policy().name());
+        }
     }
     let output = cmd
         .output()

@@ -190,10 +190,10 @@ struct MemoryArgs {
     /// Training steps per child before VmHWM is read.
     #[arg(long, default_value_t = 3)]
     steps: u64,
-    /// glibc only: run the children with a fixed mmap threshold (`MALLOC_MMAP_THRESHOLD_`), so
-    /// every feature map is its own mapping and is returned on free. glibc's default dynamic
-    /// threshold serves maps below 32 MiB from the heap, where fragmentation can add tens of MiB
-    /// to the peak; compare both to see the allocator's share.
+    /// glibc only: run the children with a fixed mmap threshold (`MALLOC_MMAP_THRESHOLD_`) and
+    /// `--heap release`, so every feature map above it is its own mapping, returned on free.
+    /// Heap-served maps can add tens of MiB to the peak through fragmentation; compare with
+    /// and without to see the allocator's share.
     #[arg(long, value_name = "BYTES")]
     mmap_threshold: Option<u64>,
     /// Also write the results as JSON.
@@ -292,6 +292,7 @@ struct MemoryReport<'a> {
     shape: String,
     backend: BackendKind,
     steps: u64,
+    heap: crate::runtime::HeapPolicy,
     mmap_threshold: Option<u64>,
     rows: &'a [MemoryRow],
     notes: Vec<String>,
@@ -322,13 +323,19 @@ fn memory(a: MemoryArgs) -> anyhow::Result<()> {
          learner and the first batch."
             .to_string(),
         "flex and candle (CPU) allocate tensors with the system allocator and keep no tensor \
-         memory pool of their own. glibc malloc does act as one: with its default dynamic mmap \
-         threshold, feature maps below 32 MiB come from the heap and freed ones stay resident \
-         ('RSS after'), and heap fragmentation can raise the peak (seen: +65 MiB for DirectPred \
-         at batch 48-64). VmHWM is the true peak either way; --mmap-threshold 1048576 shows the \
-         peak without that effect. The accounting adds the measured baseline as a constant."
+         memory pool of their own. glibc malloc acts as one: feature maps below 32 MiB come \
+         from the heap and freed ones stay resident ('RSS after'), and heap fragmentation can \
+         raise the peak. `--heap retain` (the default) keeps all freed memory for the next \
+         step (faster, higher peak); `--heap release` is glibc's default behaviour; \
+         --mmap-threshold 1048576 shows the peak without heap-served maps. VmHWM is the true \
+         peak in every case. The accounting adds the measured baseline as a constant."
             .to_string(),
     ];
+    let heap = match a.mmap_threshold {
+        Some(_) => crate::runtime::HeapPolicy::Release,
+        None => crate::runtime::heap_policy(),
+    };
+    notes.push(format!("children ran with --heap {heap}"));
     if let Some(t) = a.mmap_threshold {
         notes.push(format!("children ran with MALLOC_MMAP_THRESHOLD_={t}"));
     }
@@ -362,6 +369,7 @@ fn memory(a: MemoryArgs) -> anyhow::Result<()> {
             shape: shape_line(&base),
             backend: base.train.backend,
             steps: base.train.steps,
+            heap,
             mmap_threshold: a.mmap_threshold,
             rows: &rows,
             notes,
@@ -387,6 +395,7 @@ struct ThroughputReport<'a> {
     warmup: u64,
     steps: u64,
     flops_formula: &'static str,
+    heap: crate::runtime::HeapPolicy,
     backends: &'a [BackendThroughput],
     pytorch: &'a [PytorchReport],
     pytorch_missing: Option<String>,
@@ -480,8 +489,10 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
     println!(
         "- img/s counts frames (each two views), warm-up excluded, synthetic batches generated \
          before timing. FLOPs/frame = 2 views x 2 x (3 x online MACs + 1 x target MACs); \
-         roof = best of 5 {n}x{n} f32 matmuls on the same backend and threads.",
-        n = a.roof_n
+         roof = best of 5 {n}x{n} f32 matmuls on the same backend and threads; heap policy \
+         {heap} (it moves both the step and the roof: see `edgessl --help`).",
+        n = a.roof_n,
+        heap = crate::runtime::heap_policy(),
     );
     if let Some(path) = &a.json {
         let report = ThroughputReport {
@@ -489,6 +500,7 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
             warmup: a.warmup,
             steps: a.steps,
             flops_formula: "2 views x 2 FLOP/MAC x (3 x online MACs + 1 x target MACs) per frame",
+            heap: crate::runtime::heap_policy(),
             backends: &results,
             pytorch: &torch_reports,
             pytorch_missing: torch_missing,

@@ -425,9 +425,10 @@ impl BackendTask for PretrainTask {
         };
 
         eprintln!(
-            "pretraining {} on {kind} ({} threads): {} trunk {}x{}x{}, batch {}, steps {}..{}",
+            "pretraining {} on {kind} ({} threads, heap {}): {} trunk {}x{}x{}, batch {}, steps {}..{}",
             c.method.label(),
             rayon::current_num_threads(),
+            crate::runtime::heap_policy(),
             format!("{:?}", c.model.trunk).to_lowercase(),
             c.model.in_channels,
             c.model.image_size,
@@ -623,6 +624,7 @@ impl BackendTask for PretrainTask {
             train_secs_this_run: summary.elapsed.as_secs_f64(),
             images_per_sec: summary.frames_per_sec(),
             peak_rss_bytes: peak,
+            heap: Some(crate::runtime::heap_policy()),
             last_loss: summary.last_loss,
             recent_loss: summary.recent_loss,
         }

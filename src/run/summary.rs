@@ -30,6 +30,9 @@ pub struct TrainingSummary {
     /// VmHWM at the end of training, before the final evaluation (None where the OS does not
     /// report it).
     pub peak_rss_bytes: Option<u64>,
+    /// Heap policy the process ran with (absent in summaries from before it existed).
+    #[serde(default)]
+    pub heap: Option<crate::runtime::HeapPolicy>,
     /// Loss of the last step.
     pub last_loss: f64,
     /// Mean loss over the last up-to-50 steps.
