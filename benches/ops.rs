@@ -104,6 +104,8 @@ const CONVS: &[(&str, usize, usize, usize, usize, usize)] = &[
 ];
 
 fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
+    // `--impl fast` skips burn's stock ops (slow on the big maps) in this table.
+    let stock_too = cfg.impls.is_empty() || cfg.impls.iter().any(|i| i.starts_with("stock"));
     let dev = B::Device::default();
     let n = cfg.batch;
     let reps = cfg.reps;
@@ -116,46 +118,48 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
         let opts = ConvOptions::new([s, s], [k / 2, k / 2], [1, 1], 1);
         let x = Tensor::<Ad<B>, 4>::random([n, ci, hw, hw], Distribution::Normal(0., 1.), &dev);
         let w = Tensor::<Ad<B>, 4>::random([co, ci, k, k], Distribution::Normal(0., 0.1), &dev);
-        // Stock: autodiff fwd and bwd (x and w both need grads, as inside the trunk).
-        let stock = measure(reps, || {
-            let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
-            let t = Instant::now();
-            let y = burn::tensor::module::conv2d(x, w, None, opts.clone());
-            B::sync(&dev).unwrap();
-            let f = ms(t);
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (f, ms(t))
-        });
-        row(name, &format!("conv {op} stock"), &shape, stock);
-        // Stock backward split: input grad and weight grad on the inner backend.
-        let (xi, wi) = (x.clone().inner(), w.clone().inner());
-        let yi = burn::tensor::module::conv2d(xi.clone(), wi.clone(), None, opts.clone());
-        let gi = yi.ones_like();
-        let split = measure(reps, || {
-            let t = Instant::now();
-            let _dx = B::conv2d_x_backward(
-                xi.clone().into_primitive().tensor(),
-                wi.clone().into_primitive().tensor(),
-                gi.clone().into_primitive().tensor(),
-                opts.clone(),
+        if stock_too {
+            // Stock: autodiff fwd and bwd (x and w both need grads, as inside the trunk).
+            let stock = measure(reps, || {
+                let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
+                let t = Instant::now();
+                let y = burn::tensor::module::conv2d(x, w, None, opts.clone());
+                B::sync(&dev).unwrap();
+                let f = ms(t);
+                let t = Instant::now();
+                let _g = y.sum().backward();
+                (f, ms(t))
+            });
+            row(name, &format!("conv {op} stock"), &shape, stock);
+            // Stock backward split: input grad and weight grad on the inner backend.
+            let (xi, wi) = (x.clone().inner(), w.clone().inner());
+            let yi = burn::tensor::module::conv2d(xi.clone(), wi.clone(), None, opts.clone());
+            let gi = yi.ones_like();
+            let split = measure(reps, || {
+                let t = Instant::now();
+                let _dx = B::conv2d_x_backward(
+                    xi.clone().into_primitive().tensor(),
+                    wi.clone().into_primitive().tensor(),
+                    gi.clone().into_primitive().tensor(),
+                    opts.clone(),
+                );
+                let a = ms(t);
+                let t = Instant::now();
+                let _dw = B::conv2d_weight_backward(
+                    xi.clone().into_primitive().tensor(),
+                    wi.clone().into_primitive().tensor(),
+                    gi.clone().into_primitive().tensor(),
+                    opts.clone(),
+                );
+                (a, ms(t))
+            });
+            row(
+                name,
+                &format!("conv {op} stock dx | dw"),
+                &shape,
+                (split.0, split.1),
             );
-            let a = ms(t);
-            let t = Instant::now();
-            let _dw = B::conv2d_weight_backward(
-                xi.clone().into_primitive().tensor(),
-                wi.clone().into_primitive().tensor(),
-                gi.clone().into_primitive().tensor(),
-                opts.clone(),
-            );
-            (a, ms(t))
-        });
-        row(
-            name,
-            &format!("conv {op} stock dx | dw"),
-            &shape,
-            (split.0, split.1),
-        );
+        }
         let fast = measure(reps, || {
             let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
             let t = Instant::now();
@@ -167,6 +171,25 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
             (f, ms(t))
         });
         row(name, &format!("conv {op} fast"), &shape, fast);
+        // The fast backward split: only x, then only w, requires a gradient.
+        let dx_only = measure(reps, || {
+            let y = ops::conv2d(x.clone().require_grad(), w.clone(), None, opts.clone());
+            let t = Instant::now();
+            let _g = y.sum().backward();
+            (ms(t), f64::NAN)
+        });
+        let dw_only = measure(reps, || {
+            let y = ops::conv2d(x.clone(), w.clone().require_grad(), None, opts.clone());
+            let t = Instant::now();
+            let _g = y.sum().backward();
+            (ms(t), f64::NAN)
+        });
+        row(
+            name,
+            &format!("conv {op} fast dx | dw"),
+            &shape,
+            (dx_only.0, dw_only.0),
+        );
     }
 
     // BatchNorm (train mode, affine) at the trunk's activation shapes.
@@ -175,17 +198,19 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
         let shape = format!("{n}x{c}x{hw}x{hw}");
         let x = Tensor::<Ad<B>, 4>::random([n, c, hw, hw], Distribution::Normal(0.5, 2.), &dev);
         let bn: BatchNorm<Ad<B>> = BatchNormConfig::new(c).init(&dev);
-        let stock = measure(reps, || {
-            let x = x.clone().require_grad();
-            let t = Instant::now();
-            let y = bn.forward(x);
-            B::sync(&dev).unwrap();
-            let f = ms(t);
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (f, ms(t))
-        });
-        row(name, "batchnorm stock", &shape, stock);
+        if stock_too {
+            let stock = measure(reps, || {
+                let x = x.clone().require_grad();
+                let t = Instant::now();
+                let y = bn.forward(x);
+                B::sync(&dev).unwrap();
+                let f = ms(t);
+                let t = Instant::now();
+                let _g = y.sum().backward();
+                (f, ms(t))
+            });
+            row(name, "batchnorm stock", &shape, stock);
+        }
         let gamma = bn.gamma.val();
         let beta = bn.beta.val();
         let fast = measure(reps, || {
@@ -199,18 +224,24 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
             (f, ms(t))
         });
         row(name, "batchnorm ops (fused)", &shape, fast);
-        let comp = measure(reps, || {
-            let x = x.clone().require_grad();
-            let t = Instant::now();
-            let (y, _, _) =
-                ops::batch_norm_train_composite(x, Some(gamma.clone()), Some(beta.clone()), 1e-5);
-            B::sync(&dev).unwrap();
-            let f = ms(t);
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (f, ms(t))
-        });
-        row(name, "batchnorm 2-D composite", &shape, comp);
+        if stock_too {
+            let comp = measure(reps, || {
+                let x = x.clone().require_grad();
+                let t = Instant::now();
+                let (y, _, _) = ops::batch_norm_train_composite(
+                    x,
+                    Some(gamma.clone()),
+                    Some(beta.clone()),
+                    1e-5,
+                );
+                B::sync(&dev).unwrap();
+                let f = ms(t);
+                let t = Instant::now();
+                let _g = y.sum().backward();
+                (f, ms(t))
+            });
+            row(name, "batchnorm 2-D composite", &shape, comp);
+        }
 
         let r = measure(reps, || {
             let x = x.clone().require_grad();
@@ -563,6 +594,8 @@ fn run<B: Backend>(name: &str, cfg: &Cfg) {
 
 fn main() {
     let cfg = parse();
+    // The same heap policy as `edgessl` itself, so allocation costs match a training run.
+    edgessl::runtime::set_heap_policy(edgessl::runtime::HeapPolicy::Retain);
     for b in cfg.backends.clone() {
         match b.as_str() {
             "flex" => run::<burn::backend::Flex>("flex", &cfg),

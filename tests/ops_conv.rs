@@ -45,6 +45,7 @@ const CASES: &[Case] = &[
     (2, 3, 7, 9, 4, 3, 2, [1, 2], [1, 0]), // non-square kernel, mixed stride/padding
     (1, 2, 5, 5, 2, 3, 3, [1, 1], [0, 0]), // no padding
     (2, 2, 4, 4, 3, 3, 3, [2, 2], [2, 2]), // padding > kernel/2
+    (2, 3, 6, 7, 4, 5, 3, [1, 1], [2, 1]), // same-size stride 1, non-square: flipped dx path
 ];
 
 const TOL: f32 = 1e-4;
