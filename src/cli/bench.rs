@@ -325,17 +325,18 @@ fn memory(a: MemoryArgs) -> anyhow::Result<()> {
         "flex and candle (CPU) allocate tensors with the system allocator and keep no tensor \
          memory pool of their own. glibc malloc acts as one: feature maps below 32 MiB come \
          from the heap and freed ones stay resident ('RSS after'), and heap fragmentation can \
-         raise the peak. `--heap retain` (the default) keeps all freed memory for the next \
-         step (faster, higher peak); `--heap release` is glibc's default behaviour; \
+         raise the peak. `--heap retain` (pretrain's default) keeps all freed memory for the \
+         next step (faster, higher peak); `--heap release` is glibc's default behaviour; \
          --mmap-threshold 1048576 shows the peak without heap-served maps. VmHWM is the true \
          peak in every case. The accounting adds the measured baseline as a constant."
             .to_string(),
     ];
-    let heap = match a.mmap_threshold {
-        Some(_) => crate::runtime::HeapPolicy::Release,
-        None => crate::runtime::heap_policy(),
-    };
-    notes.push(format!("children ran with --heap {heap}"));
+    let heap = crate::bench::child::child_heap_policy(a.mmap_threshold);
+    notes.push(format!(
+        "children ran with --heap {heap} (bench memory's default: `pretrain` defaults to \
+         retain, which is faster but adds heap fragmentation to the peak; pass --heap retain \
+         to measure that)"
+    ));
     if let Some(t) = a.mmap_threshold {
         notes.push(format!("children ran with MALLOC_MMAP_THRESHOLD_={t}"));
     }
