@@ -82,6 +82,25 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
+/// Times `op` (forward, synced) and then the backward of its output's sum: ms each.
+fn fwd_bwd<B: Backend, const D: usize>(
+    dev: &B::Device,
+    op: impl FnOnce() -> Tensor<Ad<B>, D>,
+) -> (f64, f64) {
+    let t = Instant::now();
+    let y = op();
+    B::sync(dev).unwrap();
+    let f = ms(t);
+    (f, bwd(y))
+}
+
+/// Milliseconds of the backward of `y.sum()`.
+fn bwd<B: Backend, const D: usize>(y: Tensor<Ad<B>, D>) -> f64 {
+    let t = Instant::now();
+    let _g = y.sum().backward();
+    ms(t)
+}
+
 fn row(backend: &str, op: &str, shape: &str, (f, b): (f64, f64)) {
     let b = if b.is_nan() {
         "-".to_string()
@@ -122,13 +141,9 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
             // Stock: autodiff fwd and bwd (x and w both need grads, as inside the trunk).
             let stock = measure(reps, || {
                 let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
-                let t = Instant::now();
-                let y = burn::tensor::module::conv2d(x, w, None, opts.clone());
-                B::sync(&dev).unwrap();
-                let f = ms(t);
-                let t = Instant::now();
-                let _g = y.sum().backward();
-                (f, ms(t))
+                fwd_bwd(&dev, || {
+                    burn::tensor::module::conv2d(x, w, None, opts.clone())
+                })
             });
             row(name, &format!("conv {op} stock"), &shape, stock);
             // Stock backward split: input grad and weight grad on the inner backend.
@@ -162,27 +177,17 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
         }
         let fast = measure(reps, || {
             let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
-            let t = Instant::now();
-            let y = ops::conv2d(x, w, None, opts.clone());
-            B::sync(&dev).unwrap();
-            let f = ms(t);
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (f, ms(t))
+            fwd_bwd(&dev, || ops::conv2d(x, w, None, opts.clone()))
         });
         row(name, &format!("conv {op} fast"), &shape, fast);
         // The fast backward split: only x, then only w, requires a gradient.
         let dx_only = measure(reps, || {
             let y = ops::conv2d(x.clone().require_grad(), w.clone(), None, opts.clone());
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (ms(t), f64::NAN)
+            (bwd(y), f64::NAN)
         });
         let dw_only = measure(reps, || {
             let y = ops::conv2d(x.clone(), w.clone().require_grad(), None, opts.clone());
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (ms(t), f64::NAN)
+            (bwd(y), f64::NAN)
         });
         row(
             name,
@@ -201,13 +206,7 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
         if stock_too {
             let stock = measure(reps, || {
                 let x = x.clone().require_grad();
-                let t = Instant::now();
-                let y = bn.forward(x);
-                B::sync(&dev).unwrap();
-                let f = ms(t);
-                let t = Instant::now();
-                let _g = y.sum().backward();
-                (f, ms(t))
+                fwd_bwd(&dev, || bn.forward(x))
             });
             row(name, "batchnorm stock", &shape, stock);
         }
@@ -215,67 +214,44 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
         let beta = bn.beta.val();
         let fast = measure(reps, || {
             let x = x.clone().require_grad();
-            let t = Instant::now();
-            let (y, _, _) = ops::batch_norm_train(x, Some(gamma.clone()), Some(beta.clone()), 1e-5);
-            B::sync(&dev).unwrap();
-            let f = ms(t);
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (f, ms(t))
+            fwd_bwd(&dev, || {
+                ops::batch_norm_train(x, Some(gamma.clone()), Some(beta.clone()), 1e-5).0
+            })
         });
         row(name, "batchnorm ops (fused)", &shape, fast);
         if stock_too {
             let comp = measure(reps, || {
                 let x = x.clone().require_grad();
-                let t = Instant::now();
-                let (y, _, _) = ops::batch_norm_train_composite(
-                    x,
-                    Some(gamma.clone()),
-                    Some(beta.clone()),
-                    1e-5,
-                );
-                B::sync(&dev).unwrap();
-                let f = ms(t);
-                let t = Instant::now();
-                let _g = y.sum().backward();
-                (f, ms(t))
+                fwd_bwd(&dev, || {
+                    ops::batch_norm_train_composite(
+                        x,
+                        Some(gamma.clone()),
+                        Some(beta.clone()),
+                        1e-5,
+                    )
+                    .0
+                })
             });
             row(name, "batchnorm 2-D composite", &shape, comp);
         }
 
         let r = measure(reps, || {
             let x = x.clone().require_grad();
-            let t = Instant::now();
-            let y = relu(x);
-            B::sync(&dev).unwrap();
-            let f = ms(t);
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (f, ms(t))
+            fwd_bwd(&dev, || relu(x))
         });
         row(name, "relu", &shape, r);
         let x2 = x.clone().detach();
         let r = measure(reps, || {
             let (a, b) = (x.clone().require_grad(), x2.clone().require_grad());
-            let t = Instant::now();
-            let y = a + b;
-            B::sync(&dev).unwrap();
-            let f = ms(t);
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (f, ms(t))
+            fwd_bwd(&dev, || a + b)
         });
         row(name, "add (residual)", &shape, r);
         if c == 128 {
             let r = measure(reps, || {
                 let x = x.clone().require_grad();
-                let t = Instant::now();
-                let y = x.reshape([n * c, hw * hw]).mean_dim(1).reshape([n, c]);
-                B::sync(&dev).unwrap();
-                let f = ms(t);
-                let t = Instant::now();
-                let _g = y.sum().backward();
-                (f, ms(t))
+                fwd_bwd(&dev, || {
+                    x.reshape([n * c, hw * hw]).mean_dim(1).reshape([n, c])
+                })
             });
             row(name, "global mean-pool (2-D)", &shape, r);
         }
@@ -286,13 +262,7 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
         let w = Tensor::<Ad<B>, 2>::random([din, dout], Distribution::Normal(0., 0.05), &dev);
         let r = measure(reps, || {
             let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
-            let t = Instant::now();
-            let y = x.matmul(w);
-            B::sync(&dev).unwrap();
-            let f = ms(t);
-            let t = Instant::now();
-            let _g = y.sum().backward();
-            (f, ms(t))
+            fwd_bwd(&dev, || x.matmul(w))
         });
         row(name, "linear", &shape, r);
     }
