@@ -1,7 +1,7 @@
 //! Process-wide runtime settings: thread pools and the heap policy.
 
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Size rayon's global pool (used by the flex and ndarray backends and the data path).
 /// `0` keeps the default (one thread per core). Must run before any parallel work.
@@ -49,13 +49,13 @@ impl std::fmt::Display for HeapPolicy {
     }
 }
 
-/// 0 = not applied yet, otherwise `1 + policy as u8`.
-static APPLIED: AtomicU8 = AtomicU8::new(0);
+/// Whether [`set_heap_policy`] was called with [`HeapPolicy::Retain`].
+static RETAINED: AtomicBool = AtomicBool::new(false);
 
 /// Apply `policy` to the process heap. Call once at start-up, before the big allocations.
 ///
 /// Only glibc's malloc is tuned (`mallopt`); with any other C library the call records the
-/// policy and changes nothing, which [`heap_policy_is_tunable`] reports.
+/// policy and changes nothing.
 pub fn set_heap_policy(policy: HeapPolicy) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if policy == HeapPolicy::Retain {
@@ -67,19 +67,15 @@ pub fn set_heap_policy(policy: HeapPolicy) {
             libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
         }
     }
-    APPLIED.store(1 + policy as u8, Ordering::Relaxed);
+    RETAINED.store(policy == HeapPolicy::Retain, Ordering::Relaxed);
 }
 
 /// The policy applied by [`set_heap_policy`] (the C library's own behaviour, `Release`, if
 /// none was).
 pub fn heap_policy() -> HeapPolicy {
-    match APPLIED.load(Ordering::Relaxed) {
-        1 => HeapPolicy::Retain,
-        _ => HeapPolicy::Release,
+    if RETAINED.load(Ordering::Relaxed) {
+        HeapPolicy::Retain
+    } else {
+        HeapPolicy::Release
     }
-}
-
-/// Whether [`set_heap_policy`] can change anything on this platform (glibc on Linux).
-pub fn heap_policy_is_tunable() -> bool {
-    cfg!(all(target_os = "linux", target_env = "gnu"))
 }

@@ -129,10 +129,10 @@ pub fn child_heap_policy(mmap_threshold: Option<u64>) -> crate::runtime::HeapPol
     if mmap_threshold.is_some() {
         return HeapPolicy::Release;
     }
-    match std::env::var("EDGESSL_HEAP").ok().as_deref() {
-        Some("retain") => HeapPolicy::Retain,
-        _ => HeapPolicy::Release,
-    }
+    std::env::var("EDGESSL_HEAP")
+        .ok()
+        .and_then(|v| <HeapPolicy as clap::ValueEnum>::from_str(&v, false).ok())
+        .unwrap_or(HeapPolicy::Release)
 }
 
 /// Re-execute this binary as a memory child for `config` and parse its report.
@@ -154,15 +154,10 @@ pub fn spawn_child_with(
 ) -> anyhow::Result<ChildReport> {
     let mut cmd = Command::new(exe);
     cmd.args(child_args(config)?);
-    match mmap_threshold {
-        Some(t) => {
-            cmd.env("MALLOC_MMAP_THRESHOLD_", t.to_string());
-            cmd.env("EDGESSL_HEAP", crate::runtime::HeapPolicy::Release.name());
-        }
-        None => {
-            cmd.env("EDGESSL_HEAP", child_heap_policy(None).name());
-        }
+    if let Some(t) = mmap_threshold {
+        cmd.env("MALLOC_MMAP_THRESHOLD_", t.to_string());
     }
+    cmd.env("EDGESSL_HEAP", child_heap_policy(mmap_threshold).name());
     let output = cmd
         .output()
         .with_context(|| format!("cannot run {}", exe.display()))?;

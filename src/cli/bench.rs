@@ -333,9 +333,9 @@ fn memory(a: MemoryArgs) -> anyhow::Result<()> {
     ];
     let heap = crate::bench::child::child_heap_policy(a.mmap_threshold);
     notes.push(format!(
-        "children ran with --heap {heap} (bench memory's default: `pretrain` defaults to \
-         retain, which is faster but adds heap fragmentation to the peak; pass --heap retain \
-         to measure that)"
+        "children ran with --heap {heap} (bench memory defaults to release; `pretrain` \
+         defaults to retain, which is faster but adds heap fragmentation to the peak: pass \
+         --heap retain to measure that)"
     ));
     if let Some(t) = a.mmap_threshold {
         notes.push(format!("children ran with MALLOC_MMAP_THRESHOLD_={t}"));
