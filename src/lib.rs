@@ -21,5 +21,6 @@ pub mod profile;
 pub mod run;
 pub mod runtime;
 pub mod ssl;
+pub mod step_profile;
 pub mod theory;
 pub mod train;

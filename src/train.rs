@@ -2,6 +2,7 @@
 
 use crate::data::{DataError, ViewBatch};
 use crate::ssl::{Learner, SslError, StepStats};
+use crate::step_profile;
 use burn::tensor::backend::AutodiffBackend;
 use std::time::{Duration, Instant};
 
@@ -91,11 +92,13 @@ pub fn train<B: AutodiffBackend, S: BatchStream + ?Sized>(
     let mut recent = std::collections::VecDeque::with_capacity(50);
     while learner.step_count() < until_step {
         let t0 = Instant::now();
+        step_profile::phase::<B>(learner.device(), "data (read, decode, augment)");
         let Some(batch) = batches.next_batch()? else {
             summary.stream_ended = true;
             break;
         };
         let stats = learner.step(&batch)?;
+        step_profile::phase::<B>(learner.device(), "observer (log, monitors, checkpoints)");
         summary.steps += 1;
         summary.frames += batch.batch as u64;
         summary.last_loss = stats.loss;

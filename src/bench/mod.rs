@@ -9,6 +9,7 @@
 //! - [`memory`]: `bench memory` rows and tables.
 //! - [`flops`], [`roof`], [`throughput`]: `bench throughput`.
 //! - [`pytorch`]: running `benches/pytorch_reference.py`.
+//! - [`op_profile`]: the `--profile-ops` tables.
 
 pub mod accounting;
 pub mod accuracy;
@@ -16,6 +17,7 @@ pub mod budget;
 pub mod child;
 pub mod flops;
 pub mod memory;
+pub mod op_profile;
 pub mod pytorch;
 pub mod roof;
 pub mod table;

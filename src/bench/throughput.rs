@@ -9,6 +9,7 @@ use crate::backend::{BackendKind, BackendTask, run_on};
 use crate::config::TrainConfig;
 use crate::data::synthetic::SyntheticViews;
 use crate::ssl::Learner;
+use crate::step_profile::{self, StepProfile};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -38,6 +39,9 @@ pub struct ThroughputRow {
     pub flops: StepFlops,
     /// `images_per_sec × flops_per_frame / 1e9`.
     pub achieved_gflops: f64,
+    /// Where the timed steps' time went (with `--profile-ops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<StepProfile>,
 }
 
 /// A backend's roof and its rows.
@@ -61,6 +65,8 @@ pub struct ThroughputTask {
     pub steps: u64,
     /// Size of the roof's square matrices.
     pub roof_n: usize,
+    /// Record a [`StepProfile`] of the timed steps.
+    pub profile_ops: bool,
 }
 
 impl BackendTask for ThroughputTask {
@@ -85,11 +91,15 @@ impl BackendTask for ThroughputTask {
             for _ in 0..self.warmup {
                 learner.step(batches.next().expect("cycle is endless"))?;
             }
+            if self.profile_ops {
+                step_profile::start();
+            }
             let start = Instant::now();
             for _ in 0..self.steps {
                 learner.step(batches.next().expect("cycle is endless"))?;
             }
             let secs = start.elapsed().as_secs_f64();
+            let profile = step_profile::finish::<B>(&device);
             let flops = StepFlops::new(&c.model, &c.method);
             let images_per_sec = (self.steps as f64 * c.train.batch as f64) / secs.max(1e-9);
             rows.push(ThroughputRow {
@@ -102,6 +112,7 @@ impl BackendTask for ThroughputTask {
                 images_per_sec,
                 achieved_gflops: images_per_sec * flops.flops_per_frame / 1e9,
                 flops,
+                profile,
             });
         }
         Ok(BackendThroughput {

@@ -7,6 +7,7 @@ use crate::bench::accounting::{DEFAULT_BASELINE_BYTES, estimate};
 use crate::bench::budget::largest_batch;
 use crate::bench::child::run_child;
 use crate::bench::memory::{MemoryRow, breakdown_table, measured_table};
+use crate::bench::op_profile;
 use crate::bench::pytorch::{PytorchReport, find_script, run_reference, torch_version};
 use crate::bench::table::{Table, mib};
 use crate::bench::throughput::{BackendThroughput, ThroughputTask, measure, throughput_table};
@@ -233,6 +234,13 @@ struct ThroughputArgs {
     /// Also write the results as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also print where the timed steps' time goes: per phase of the step (target and online
+    /// forward, F update, loss, backward, optimiser, predictor rule, EMA), per kernel
+    /// (convolution forward / input grad / weight grad, BatchNorm forward / backward) and per
+    /// layer, with each convolution's GFLOP/s against the roof. Phase boundaries synchronise
+    /// the device, which can lower img/s on a GPU.
+    #[arg(long)]
+    profile_ops: bool,
 }
 
 #[derive(Debug, Args)]
@@ -429,6 +437,7 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
             warmup: a.warmup,
             steps: a.steps,
             roof_n: a.roof_n,
+            profile_ops: a.profile_ops,
         };
         results.push(measure(backend, task)?);
     }
@@ -486,6 +495,22 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
     }
     if let Some(why) = &torch_missing {
         println!("- PyTorch comparison skipped: {why}");
+    }
+    for r in &results {
+        for row in &r.rows {
+            if let Some(p) = &row.profile {
+                let title = format!("{} on {}", row.method, row.backend);
+                println!("\n{}", op_profile::render(&title, p, Some(r.roof.gflops)));
+            }
+        }
+    }
+    if a.profile_ops {
+        println!(
+            "- Profile: the timed steps themselves. Kernels are edgessl's fast ops, timed \
+             inside their phase; `other` is the rest of the phase (burn's own ops and autodiff \
+             bookkeeping); conv GFLOP/s count 2·N·CO·CI·KH·KW·HO·WO per product; 'of roof' is \
+             against this backend's sgemm roof above."
+        );
     }
     println!(
         "- img/s counts frames (each two views), warm-up excluded, synthetic batches generated \

@@ -21,7 +21,7 @@ use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -302,10 +302,48 @@ pub struct PretrainArgs {
     /// Stop the run (with an error) when the representation collapses.
     #[arg(long)]
     pub stop_on_collapse: bool,
+    /// Record where the training time goes (data, each phase of the step, the convolution and
+    /// BatchNorm kernels per layer, the observer) and write it to `op_profile.md` and
+    /// `op_profile.json` in `--out`. Phase boundaries synchronise the device.
+    #[arg(long)]
+    pub profile_ops: bool,
     /// Set by the command-line front end when none of `--data`, `--frames`, `--stream` was
     /// given: the device profile's `frame_source` is then the data.
     #[arg(skip)]
     pub use_profile_frame_source: bool,
+}
+
+/// Writes `op_profile.md` and `op_profile.json` into the run folder and prints the phase table.
+fn write_op_profile(
+    out: &Path,
+    method: &str,
+    backend: BackendKind,
+    p: &crate::step_profile::StepProfile,
+) -> anyhow::Result<()> {
+    use crate::bench::op_profile;
+    let title = format!("{method} on {backend}");
+    let md = out.join("op_profile.md");
+    let text = format!(
+        "{}\n- Kernels are edgessl's fast ops, timed inside their phase; `other` is the rest of \
+         the phase (burn's own ops, autodiff bookkeeping). No sgemm roof is measured here: \
+         `edgessl bench throughput --profile-ops` gives the fraction of the roof.\n",
+        op_profile::render(&title, p, None)
+    );
+    crate::checkpoint::atomic::write_bytes_atomic(&md, text.as_bytes())
+        .with_context(|| format!("cannot write {}", md.display()))?;
+    let json = out.join("op_profile.json");
+    crate::checkpoint::atomic::write_bytes_atomic(
+        &json,
+        serde_json::to_string_pretty(p)?.as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", json.display()))?;
+    eprintln!(
+        "{}\nop profile: {} (per layer: {})",
+        op_profile::phase_table(p, None),
+        md.display(),
+        json.display()
+    );
+    Ok(())
 }
 
 /// The augmentation for a config: the named preset, or the one matching the input.
@@ -490,6 +528,9 @@ impl BackendTask for PretrainTask {
         let run_start = Instant::now();
         let mut failure: Option<anyhow::Error> = None;
         let base_frames = frames_seen;
+        if args.profile_ops {
+            crate::step_profile::start();
+        }
         let summary = train(
             &mut learner,
             &mut loader,
@@ -592,6 +633,9 @@ impl BackendTask for PretrainTask {
             },
         )?;
         bar.finish_and_clear();
+        if let Some(p) = crate::step_profile::finish::<B>(learner.device()) {
+            write_op_profile(out, &c.method.label(), kind, &p)?;
+        }
         frames_seen += summary.frames;
         train_secs += summary.elapsed.as_secs_f64();
         if let Some(err) = failure {

@@ -30,6 +30,7 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::host::{HostBuf, cast, device_tensor, host};
 use super::kernels::{bn_apply, bn_backward, bn_stats};
+use crate::step_profile::kernel;
 
 /// Expands a per-channel `[1, C]` row to one value per row of the `[N*C, HW]` view.
 fn per_row<B: Backend>(c_row: Tensor<B, 2>, n: usize, c: usize) -> Tensor<B, 2> {
@@ -142,19 +143,43 @@ fn dispatch<B: Backend>(
     relu: bool,
 ) -> Result<BnOut<B>, (Tensor<B, 4>, Affine<B>)> {
     let id = TypeId::of::<B>();
+    let dims = x.dims();
+    let op = if relu {
+        "batchnorm+relu forward"
+    } else {
+        "batchnorm forward"
+    };
     macro_rules! route {
         ($inner:ty) => {
             if id == TypeId::of::<$inner>() {
-                let (y, m, v) =
-                    bn_plain::<$inner>(cast(x), affine.map(|(g, b)| (cast(g), cast(b))), eps, relu);
+                let (y, m, v) = kernel(
+                    op,
+                    || bn_label(dims),
+                    0.0,
+                    || {
+                        bn_plain::<$inner>(
+                            cast(x),
+                            affine.map(|(g, b)| (cast(g), cast(b))),
+                            eps,
+                            relu,
+                        )
+                    },
+                );
                 return Ok((cast(y), m, v));
             }
             if id == TypeId::of::<Autodiff<$inner>>() {
-                let (y, m, v) = bn_autodiff::<$inner>(
-                    cast(x),
-                    affine.map(|(g, b)| (cast(g), cast(b))),
-                    eps,
-                    relu,
+                let (y, m, v) = kernel(
+                    op,
+                    || bn_label(dims),
+                    0.0,
+                    || {
+                        bn_autodiff::<$inner>(
+                            cast(x),
+                            affine.map(|(g, b)| (cast(g), cast(b))),
+                            eps,
+                            relu,
+                        )
+                    },
                 );
                 return Ok((cast(y), m, v));
             }
@@ -167,8 +192,13 @@ fn dispatch<B: Backend>(
     route!(burn::backend::Flex);
     #[cfg(feature = "candle")]
     route!(burn::backend::Candle);
-    let _ = (id, eps, relu);
+    let _ = (id, eps, relu, op, dims);
     Err((x, affine))
+}
+
+/// The layer as the step profile names it: `NxCxHxW`.
+fn bn_label([n, c, h, w]: [usize; 4]) -> String {
+    format!("{n}x{c}x{h}x{w}")
 }
 
 /// Per-channel `(scale, shift)` of the normalisation: `y = x·scale + shift`.
@@ -238,6 +268,19 @@ struct SavedBn {
 impl SavedBn {
     /// `(dx, dgamma, dbeta)` as primitives of `B`.
     fn grads<B: Backend>(
+        &self,
+        dy: burn::tensor::ops::FloatTensor<B>,
+    ) -> [burn::tensor::ops::FloatTensor<B>; 3] {
+        let op = if self.relu.is_some() {
+            "batchnorm+relu backward"
+        } else {
+            "batchnorm backward"
+        };
+        kernel(op, || bn_label(self.dims), 0.0, || self.grads_now::<B>(dy))
+    }
+
+    /// [`Self::grads`], untimed.
+    fn grads_now<B: Backend>(
         &self,
         dy: burn::tensor::ops::FloatTensor<B>,
     ) -> [burn::tensor::ops::FloatTensor<B>; 3] {

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use super::host::{HostBuf, cast, device_tensor, host};
 use super::kernels::{ConvGeom, conv_backward_w, conv_backward_x, conv_forward};
+use crate::step_profile::kernel;
 
 /// Drop-in replacement for `burn::tensor::module::conv2d` (weight `[CO, CI, KH, KW]`,
 /// input `[N, CI, H, W]`, NCHW).
@@ -135,6 +136,26 @@ fn geom(x_dims: [usize; 4], w_dims: [usize; 4], options: &ConvOptions<2>) -> Con
     )
 }
 
+impl ConvGeom {
+    /// The layer as the step profile names it: `NxCxHxW -> CO kKHxKW sS`.
+    fn label(&self, co: usize) -> String {
+        let stride = if self.sh == self.sw {
+            self.sh.to_string()
+        } else {
+            format!("{}x{}", self.sh, self.sw)
+        };
+        format!(
+            "{}x{}x{}x{} -> {co} k{}x{} s{stride}",
+            self.n, self.c, self.h, self.w, self.kh, self.kw
+        )
+    }
+
+    /// FLOPs of one of the three products (forward, input or weight gradient): `2·N·CO·K·P`.
+    fn product_flops(&self, co: usize) -> f64 {
+        2.0 * (self.n * co * self.k() * self.p()) as f64
+    }
+}
+
 /// Forward on a non-autodiff backend.
 fn conv2d_plain<B: Backend>(
     x: Tensor<B, 4>,
@@ -144,17 +165,21 @@ fn conv2d_plain<B: Backend>(
     let g = geom(x.dims(), w.dims(), options);
     let co = w.dims()[0];
     let device = x.device();
-    let y = conv_forward(
-        &host::<B, 4>(x.into_primitive().tensor()),
-        &host::<B, 4>(w.into_primitive().tensor()),
-        co,
-        &g,
+    let y = kernel(
+        "conv forward",
+        || g.label(co),
+        g.product_flops(co),
+        || {
+            let y = conv_forward(
+                &host::<B, 4>(x.into_primitive().tensor()),
+                &host::<B, 4>(w.into_primitive().tensor()),
+                co,
+                &g,
+            );
+            device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device)
+        },
     );
-    Tensor::from_primitive(TensorPrimitive::Float(device_tensor::<B, 4>(
-        y,
-        [g.n, co, g.ho, g.wo],
-        &device,
-    )))
+    Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
 /// What the backward step keeps: the input and weight on the host (borrowed on flex) (the columns are
@@ -185,18 +210,31 @@ impl<B: Backend> Backward<B, 2> for Conv2dIm2col {
         let device = B::float_device(&grad);
         let s = ops.state;
         let co = s.w_dims[0];
+        let g = &s.g;
         let dy = host::<B, 4>(grad);
         if let Some(node) = node_w {
-            let dw = conv_backward_w(&s.x, &dy, co, &s.g);
-            grads.register::<B>(node.id, device_tensor::<B, 4>(dw, s.w_dims, &device));
+            let dw = kernel(
+                "conv weight grad",
+                || g.label(co),
+                g.product_flops(co),
+                || {
+                    let dw = conv_backward_w(&s.x, &dy, co, g);
+                    device_tensor::<B, 4>(dw, s.w_dims, &device)
+                },
+            );
+            grads.register::<B>(node.id, dw);
         }
         if let Some(node) = node_x {
-            let dx = conv_backward_x(&dy, &s.w, co, &s.g);
-            let g = &s.g;
-            grads.register::<B>(
-                node.id,
-                device_tensor::<B, 4>(dx, [g.n, g.c, g.h, g.w], &device),
+            let dx = kernel(
+                "conv input grad",
+                || g.label(co),
+                g.product_flops(co),
+                || {
+                    let dx = conv_backward_x(&dy, &s.w, co, g);
+                    device_tensor::<B, 4>(dx, [g.n, g.c, g.h, g.w], &device)
+                },
             );
+            grads.register::<B>(node.id, dx);
         }
     }
 }
@@ -218,10 +256,21 @@ fn conv2d_autodiff<B: Backend>(
         .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
         .compute_bound()
         .stateful();
-    let xh = Arc::new(host::<B, 4>(x.primitive));
-    let wh = Arc::new(host::<B, 4>(w.primitive));
-    let y = conv_forward(&xh, &wh, co, &g);
-    let y = device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device);
+    let (xh, wh, y) = kernel(
+        "conv forward",
+        || g.label(co),
+        g.product_flops(co),
+        || {
+            let xh = Arc::new(host::<B, 4>(x.primitive));
+            let wh = Arc::new(host::<B, 4>(w.primitive));
+            let y = conv_forward(&xh, &wh, co, &g);
+            (
+                xh,
+                wh,
+                device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device),
+            )
+        },
+    );
     let out = match prep {
         OpsKind::Tracked(prep) => prep.finish(
             SavedConv {

@@ -17,6 +17,7 @@ use super::set_from_correlation::SetFromCorrelation;
 use super::state::{LearnerState, record_bytes, record_from_bytes};
 use crate::data::ViewBatch;
 use crate::model::{Encoder, ModelConfig};
+use crate::step_profile;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
@@ -263,8 +264,13 @@ impl<B: AutodiffBackend> Learner<B> {
     }
 
     /// One training step on a batch of view pairs.
+    ///
+    /// Under a [`crate::step_profile`] recording, each stage below is timed as a phase.
     pub fn step(&mut self, batch: &ViewBatch) -> Result<StepStats, SslError> {
         let step = self.step;
+        let dev = self.device.clone();
+        let phase = |name: &str| step_profile::phase::<B>(&dev, name);
+        phase("upload views");
         let x = self.batch_tensor(batch)?;
         let online = self
             .online
@@ -273,13 +279,16 @@ impl<B: AutodiffBackend> Learner<B> {
 
         // The EMA target first: its forward keeps no graph, so its feature maps are freed
         // before the online forward builds one (a lower peak; the values are the same).
+        phase("target forward");
         let ema_target = match (&self.target, self.method.stop_gradient) {
             (Some(target), true) => Some(target.forward(x.clone()).detach()),
             _ => None,
         };
 
         // 1. Online forward of both views; 2. F from the detached projector outputs.
+        phase("online forward");
         let z = online.encoder.forward(x);
+        phase("F update");
         let z_host = z.clone().detach().into_data().convert::<f32>();
         let z_host = z_host.as_slice::<f32>().expect("f32 data after convert");
         self.correlation.update(z_host, 2 * batch.batch);
@@ -287,6 +296,7 @@ impl<B: AutodiffBackend> Learner<B> {
         self.last_outputs.extend_from_slice(z_host);
 
         // 3. Prediction with the current Wp, the target, the loss and its gradients.
+        phase("predictor + loss");
         let p = online.predict(z.clone());
         let target = match ema_target {
             Some(t) => t,
@@ -304,12 +314,14 @@ impl<B: AutodiffBackend> Learner<B> {
                 what: "the loss",
             });
         }
+        phase("backward");
         let mut grads = loss.backward();
         let encoder_grads = GradientsParams::from_module(&mut grads, &online.encoder);
         let predictor_grads = match (&online.predictor, self.rule.trains()) {
             (Some(predictor), true) => Some(GradientsParams::from_module(&mut grads, predictor)),
             _ => None,
         };
+        phase("optimizer (SGD)");
         let lr = self.optim.lr;
         let mut online = self.encoder_optim.step(lr, online, encoder_grads);
         if let Some(grads) = predictor_grads {
@@ -319,6 +331,7 @@ impl<B: AutodiffBackend> Learner<B> {
         }
 
         // 4. The rule may set Wp from F (DirectPred, DirectCopy) or symmetrise it.
+        phase("predictor rule");
         let predictor = online.predictor.take();
         online.predictor = match self.rule.after_step(step, &self.correlation, predictor) {
             Ok(p) => p,
@@ -329,11 +342,14 @@ impl<B: AutodiffBackend> Learner<B> {
         };
 
         // 5. EMA of the target.
+        phase("EMA target");
         if let Some(target) = self.target.take() {
             self.target = Some(ema_update(target, &online.encoder, self.method.momentum));
         }
         self.online = Some(online);
         self.step += 1;
+        step_profile::close_phase::<B>(&dev);
+        step_profile::count_step();
         Ok(StepStats {
             step,
             loss: loss_value,

@@ -1,0 +1,230 @@
+//! Where a training step's time goes: the phases of the learner's step (target forward,
+//! online forward, F update, loss, backward, optimiser, predictor rule, EMA), and inside them
+//! the fast kernels of [`crate::ops`] (convolution forward, input and weight gradients,
+//! BatchNorm forward and backward), per layer shape.
+//!
+//! Off by default and then free: every hook first checks a thread-local flag. When a
+//! recording is on ([`start`] … [`finish`]), each phase boundary synchronises the device so
+//! asynchronous backends (CUDA, Metal) are charged to the phase that queued the work. What a
+//! phase spends outside the recorded kernels is burn's own ops (ReLU, residual add, pooling,
+//! the linear heads, the loss, autodiff bookkeeping) and is reported as the phase's
+//! remainder.
+//!
+//! The recording is per thread: the step, its kernels and its backward run on the thread that
+//! calls [`crate::ssl::Learner::step`] (the kernels' own worker threads are inside the timed
+//! calls).
+
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::time::Instant;
+
+/// A recorded kernel: op name, layer shape, calls, seconds and FLOPs (all summed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelRow {
+    /// The phase the kernel ran in.
+    pub phase: String,
+    /// What the kernel computes, e.g. `conv weight grad`.
+    pub op: String,
+    /// The layer's shape, e.g. `256x32x28x28 -> 32 k3x3 s1`.
+    pub shape: String,
+    /// Calls over the recorded steps.
+    pub calls: u64,
+    /// Seconds over the recorded steps.
+    pub secs: f64,
+    /// Floating-point operations over the recorded steps (0 where not counted).
+    pub flops: f64,
+}
+
+/// A phase of the step, with its wall time over the recorded steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRow {
+    /// The phase, e.g. `backward`.
+    pub phase: String,
+    /// Seconds over the recorded steps.
+    pub secs: f64,
+}
+
+/// A finished recording.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StepProfile {
+    /// Steps recorded.
+    pub steps: u64,
+    /// Phases in the order they first ran.
+    pub phases: Vec<PhaseRow>,
+    /// Kernels in the order they first ran.
+    pub kernels: Vec<KernelRow>,
+}
+
+struct Recorder {
+    profile: StepProfile,
+    /// The open phase (index into `phases`) and when it began.
+    open: Option<(usize, Instant)>,
+}
+
+thread_local! {
+    static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+}
+
+/// Starts recording on this thread (a recording in progress is discarded).
+pub fn start() {
+    RECORDER.with(|r| {
+        *r.borrow_mut() = Some(Recorder {
+            profile: StepProfile::default(),
+            open: None,
+        })
+    });
+}
+
+/// Whether this thread is recording.
+pub fn is_recording() -> bool {
+    RECORDER.with(|r| r.borrow().is_some())
+}
+
+/// Ends the recording (closing the open phase) and returns it; `None` if none was started.
+pub fn finish<B: Backend>(device: &B::Device) -> Option<StepProfile> {
+    close_phase::<B>(device);
+    RECORDER.with(|r| r.borrow_mut().take().map(|rec| rec.profile))
+}
+
+/// Closes the open phase and opens `name` (no-op unless recording).
+pub fn phase<B: Backend>(device: &B::Device, name: &str) {
+    if !is_recording() {
+        return;
+    }
+    close_phase::<B>(device);
+    RECORDER.with(|r| {
+        if let Some(rec) = r.borrow_mut().as_mut() {
+            let phases = &mut rec.profile.phases;
+            let i = match phases.iter().position(|p| p.phase == name) {
+                Some(i) => i,
+                None => {
+                    phases.push(PhaseRow {
+                        phase: name.to_string(),
+                        secs: 0.0,
+                    });
+                    phases.len() - 1
+                }
+            };
+            rec.open = Some((i, Instant::now()));
+        }
+    });
+}
+
+/// Closes the open phase (no-op unless recording): its time so far is added to it.
+pub fn close_phase<B: Backend>(device: &B::Device) {
+    if !is_recording() {
+        return;
+    }
+    // Asynchronous backends: the queued work belongs to the phase that queued it.
+    let _ = B::sync(device);
+    RECORDER.with(|r| {
+        if let Some(rec) = r.borrow_mut().as_mut()
+            && let Some((i, t)) = rec.open.take()
+        {
+            rec.profile.phases[i].secs += t.elapsed().as_secs_f64();
+        }
+    });
+}
+
+/// Counts one finished step (no-op unless recording).
+pub fn count_step() {
+    RECORDER.with(|r| {
+        if let Some(rec) = r.borrow_mut().as_mut() {
+            rec.profile.steps += 1;
+        }
+    });
+}
+
+/// Runs `f`, charging its time to kernel `op` of layer `shape` in the open phase. `f` must
+/// finish its work before returning (the fast kernels are synchronous host code).
+pub(crate) fn kernel<T>(
+    op: &'static str,
+    shape: impl FnOnce() -> String,
+    flops: f64,
+    f: impl FnOnce() -> T,
+) -> T {
+    if !is_recording() {
+        return f();
+    }
+    let t = Instant::now();
+    let out = f();
+    let secs = t.elapsed().as_secs_f64();
+    let shape = shape();
+    RECORDER.with(|r| {
+        if let Some(rec) = r.borrow_mut().as_mut() {
+            let phase = rec
+                .open
+                .map_or_else(String::new, |(i, _)| rec.profile.phases[i].phase.clone());
+            let kernels = &mut rec.profile.kernels;
+            match kernels
+                .iter_mut()
+                .find(|k| k.op == op && k.shape == shape && k.phase == phase)
+            {
+                Some(k) => {
+                    k.calls += 1;
+                    k.secs += secs;
+                    k.flops += flops;
+                }
+                None => kernels.push(KernelRow {
+                    phase,
+                    op: op.to_string(),
+                    shape,
+                    calls: 1,
+                    secs,
+                    flops,
+                }),
+            }
+        }
+    });
+    out
+}
+
+impl StepProfile {
+    /// Seconds of all phases (the recorded steps' wall time).
+    pub fn total_secs(&self) -> f64 {
+        self.phases.iter().map(|p| p.secs).sum()
+    }
+
+    /// Seconds of the recorded kernels in `phase`.
+    pub fn kernel_secs(&self, phase: &str) -> f64 {
+        self.kernels
+            .iter()
+            .filter(|k| k.phase == phase)
+            .map(|k| k.secs)
+            .sum()
+    }
+
+    /// Kernel rows summed over shapes: `(phase, op, calls, secs, flops)` in first-run order.
+    pub fn by_op(&self) -> Vec<(String, String, u64, f64, f64)> {
+        let mut out: Vec<(String, String, u64, f64, f64)> = Vec::new();
+        for k in &self.kernels {
+            match out.iter_mut().find(|o| o.0 == k.phase && o.1 == k.op) {
+                Some(o) => {
+                    o.2 += k.calls;
+                    o.3 += k.secs;
+                    o.4 += k.flops;
+                }
+                None => out.push((k.phase.clone(), k.op.clone(), k.calls, k.secs, k.flops)),
+            }
+        }
+        out
+    }
+
+    /// Kernel rows summed over phases: `(op, shape, calls, secs, flops)` in first-run order
+    /// (the online and target forward of a layer together).
+    pub fn by_layer(&self) -> Vec<(String, String, u64, f64, f64)> {
+        let mut out: Vec<(String, String, u64, f64, f64)> = Vec::new();
+        for k in &self.kernels {
+            match out.iter_mut().find(|o| o.0 == k.op && o.1 == k.shape) {
+                Some(o) => {
+                    o.2 += k.calls;
+                    o.3 += k.secs;
+                    o.4 += k.flops;
+                }
+                None => out.push((k.op.clone(), k.shape.clone(), k.calls, k.secs, k.flops)),
+            }
+        }
+        out
+    }
+}
