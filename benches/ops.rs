@@ -568,6 +568,7 @@ fn main() {
     edgessl::runtime::set_heap_policy(edgessl::runtime::HeapPolicy::Retain);
     for b in cfg.backends.clone() {
         match b.as_str() {
+            #[cfg(feature = "flex")]
             "flex" => run::<burn::backend::Flex>("flex", &cfg),
             #[cfg(feature = "ndarray")]
             "ndarray" => run::<burn::backend::NdArray>("ndarray", &cfg),

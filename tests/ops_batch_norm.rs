@@ -254,6 +254,7 @@ fn check_all<B: Backend>() {
     check_unbiased::<B>();
 }
 
+#[cfg(feature = "flex")]
 #[test]
 fn batch_norm_flex() {
     assert!(ops::has_fused_batch_norm::<Autodiff<burn::backend::Flex>>());

@@ -161,6 +161,7 @@ fn check_chain<B: Backend>() {
 }
 
 /// Options the fast path does not handle fall back to the stock op (same results).
+#[cfg(feature = "flex")]
 fn check_fallback<B: Backend>() {
     let dev = B::Device::default();
     let x = Tensor::<B, 4>::random([1, 4, 7, 7], Distribution::Normal(0., 1.), &dev);
@@ -171,6 +172,7 @@ fn check_fallback<B: Backend>() {
     assert!(rel_err(b, a) < TOL);
 }
 
+#[cfg(feature = "flex")]
 #[test]
 fn conv2d_flex() {
     check_backend::<burn::backend::Flex>("flex");

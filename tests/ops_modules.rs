@@ -3,8 +3,7 @@
 
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Param};
-use burn::nn::conv::Conv2dConfig;
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, ElementConversion, Tensor};
 use edgessl::ops;
@@ -17,7 +16,10 @@ fn rel_err<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 
     (a - b).abs().max().into_scalar().elem::<f32>() / scale
 }
 
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 fn check_conv<B: Backend>() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
     type A<B> = Autodiff<B>;
     let dev = B::Device::default();
     for (pad, stride, bias) in [
@@ -97,6 +99,7 @@ fn check_bn<B: Backend>() {
     );
 }
 
+#[cfg(feature = "flex")]
 #[test]
 fn modules_flex() {
     check_conv::<burn::backend::Flex>();

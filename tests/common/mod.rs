@@ -1,14 +1,22 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use edgessl::data::ViewBatch;
 use edgessl::data::synthetic::SyntheticViews;
 use edgessl::model::ModelConfig;
 use edgessl::ssl::{MethodConfig, OptimConfig};
 
-/// The default test backend.
-pub type B = Autodiff<Flex>;
+/// The test backend: the crate's default (flex), or the first CPU backend compiled in.
+#[cfg(feature = "flex")]
+pub type B = Autodiff<burn::backend::Flex>;
+/// The test backend: the crate's default (flex), or the first CPU backend compiled in.
+#[cfg(all(not(feature = "flex"), feature = "ndarray"))]
+pub type B = Autodiff<burn::backend::NdArray>;
+/// The test backend: the crate's default (flex), or the first CPU backend compiled in.
+#[cfg(all(not(feature = "flex"), not(feature = "ndarray"), feature = "candle"))]
+#[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
+pub type B = Autodiff<burn::backend::Candle>;
 
 /// A tiny model so tests run in milliseconds per step.
 pub fn tiny_model() -> ModelConfig {
