@@ -253,12 +253,11 @@ pub(crate) fn im2col_sample(x_n: &[f32], g: &ConvGeom, cols: &mut [f32]) {
                 }
                 row[..oh_lo * g.wo].fill(0.0);
                 row[oh_hi * g.wo..].fill(0.0);
+                zero_columns(row, g.wo, oh_lo..oh_hi, (0..ow_lo).chain(ow_hi..g.wo));
                 for oh in oh_lo..oh_hi {
                     let ih = oh * g.sh + i - g.ph;
                     let srow = &src[ih * g.w..(ih + 1) * g.w];
                     let drow = &mut row[oh * g.wo..(oh + 1) * g.wo];
-                    drow[..ow_lo].fill(0.0);
-                    drow[ow_hi..].fill(0.0);
                     let iw0 = ow_lo * g.sw + j - g.pw;
                     if g.sw == 1 {
                         drow[ow_lo..ow_hi].copy_from_slice(&srow[iw0..iw0 + (ow_hi - ow_lo)]);
@@ -300,14 +299,32 @@ fn im2col_same_stride1(x_n: &[f32], g: &ConvGeom, cols: &mut [f32]) {
                 row[first..last].copy_from_slice(&src[src_first..src_first + (last - first)]);
                 row[last..].fill(0.0);
                 // The copy wrapped across row ends: zero the out-of-image columns.
-                if ow_lo > 0 || ow_hi < w {
-                    for oh in oh_lo..oh_hi {
-                        let d = &mut row[oh * w..(oh + 1) * w];
-                        d[..ow_lo].fill(0.0);
-                        d[ow_hi..].fill(0.0);
-                    }
-                }
+                zero_columns(row, w, oh_lo..oh_hi, (0..ow_lo).chain(ow_hi..w));
             }
+        }
+    }
+}
+
+/// Zeroes `columns` of rows `rows` in a row-major block `width` wide, column by column: a
+/// strided store loop, where a per-row `fill` of one or two floats compiles to a `memset`
+/// call each (≈ 2.5 % of a 28 px training step, measured with perf).
+#[inline]
+fn zero_columns(
+    block: &mut [f32],
+    width: usize,
+    rows: std::ops::Range<usize>,
+    columns: impl Iterator<Item = usize>,
+) {
+    if rows.is_empty() {
+        return;
+    }
+    for col in columns {
+        for v in block[rows.start * width + col..]
+            .iter_mut()
+            .step_by(width)
+            .take(rows.len())
+        {
+            *v = 0.0;
         }
     }
 }
