@@ -494,9 +494,138 @@ pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) ->
     unsafe { assume_init(dw) }
 }
 
+/// Whether the CPU has AVX2 and FMA (std caches the check). The crate is built for the
+/// baseline x86-64 (SSE2), so a binary runs on any x86-64; the BatchNorm plane loops below
+/// also have a copy compiled for AVX2, twice as wide, taken where the CPU has it.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+/// Runs `$call` (calls of `#[inline(always)]` functions) in a function compiled for AVX2 and
+/// FMA when the CPU has them, else as built. The arithmetic is the same either way (Rust
+/// never contracts `a * b + c` into an FMA), so results do not depend on the CPU.
+macro_rules! simd_dispatch {
+    (|$($arg:ident: $ty:ty),*| -> $ret:ty $call:block) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,fma")]
+            fn wide($($arg: $ty),*) -> $ret $call
+            if has_avx2() {
+                // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                return unsafe { wide($($arg),*) };
+            }
+        }
+        $call
+    }};
+}
+
+/// `Σ p` of one plane.
+fn plane_sum(p: &[f32]) -> f32 {
+    simd_dispatch!(|p: &[f32]| -> f32 { lane_sum(p, p, |v, _| v) })
+}
+
+/// `Σ (p − mean)²` of one plane.
+fn plane_sq_dev(p: &[f32], mean: f32) -> f32 {
+    simd_dispatch!(|p: &[f32], mean: f32| -> f32 {
+        lane_sum(p, p, |v, _| {
+            let d = v - mean;
+            d * d
+        })
+    })
+}
+
+/// `y = x·a + b` (with `relu`, `max(·, 0)`) over one plane.
+fn apply_plane(y: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, relu: bool) {
+    simd_dispatch!(
+        |y: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, relu: bool| -> () {
+            apply_plane_body(y, x, a, b, relu)
+        }
+    )
+}
+
+#[inline(always)]
+fn apply_plane_body(y: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, relu: bool) {
+    let pairs = y.iter_mut().zip(x);
+    if relu {
+        for (d, s) in pairs {
+            d.write((*s * a + b).max(0.0));
+        }
+    } else {
+        for (d, s) in pairs {
+            d.write(*s * a + b);
+        }
+    }
+}
+
+/// [`plane_grad_sums`] with the gate chosen at run time.
+fn grad_sums(x: &[f32], dy: &[f32], mu: f32, a: f32, b: f32, gated: bool) -> (f32, f32) {
+    simd_dispatch!(
+        |x: &[f32], dy: &[f32], mu: f32, a: f32, b: f32, gated: bool| -> (f32, f32) {
+            if gated {
+                plane_grad_sums::<true>(x, dy, mu, a, b)
+            } else {
+                plane_grad_sums::<false>(x, dy, mu, a, b)
+            }
+        }
+    )
+}
+
+/// The per-plane constants of BatchNorm's input gradient (see [`bn_backward`]).
+#[derive(Clone, Copy)]
+struct DxPlane {
+    /// `γ·inv_std / M`.
+    k: f32,
+    /// `M`, the values per channel.
+    m: f32,
+    mu: f32,
+    inv_std: f32,
+    dbeta: f32,
+    dgamma: f32,
+    /// The ReLU gate `x·a + b > 0`, for BatchNorm + ReLU.
+    gate: Option<(f32, f32)>,
+}
+
+/// `dx = k·(M·g − dbeta − (x − mu)·inv_std·dgamma)` over one plane, `g` the (gated) `dy`.
+fn dx_plane(dx: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32], c: DxPlane) {
+    simd_dispatch!(
+        |dx: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32], c: DxPlane| -> () {
+            dx_plane_body(dx, x, dy, c)
+        }
+    )
+}
+
+#[inline(always)]
+fn dx_plane_body(dx: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32], c: DxPlane) {
+    let DxPlane {
+        k,
+        m,
+        mu,
+        inv_std: is,
+        dbeta: db,
+        dgamma: dg,
+        gate,
+    } = c;
+    let triples = dx.iter_mut().zip(x).zip(dy);
+    match gate {
+        Some((a, b)) => {
+            for ((d, xv), g) in triples {
+                let g = if *xv * a + b > 0.0 { *g } else { 0.0 };
+                d.write(k * (m * g - db - (*xv - mu) * is * dg));
+            }
+        }
+        None => {
+            for ((d, xv), g) in triples {
+                d.write(k * (m * *g - db - (*xv - mu) * is * dg));
+            }
+        }
+    }
+}
+
 /// Sum of `f(a[i], b[i])` with 8 independent f32 accumulators, so the loop vectorises
 /// (a single accumulator is a serial dependency chain that LLVM may not reorder).
-#[inline]
+#[inline(always)]
 fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -519,19 +648,9 @@ pub(crate) fn bn_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, V
         .into_par_iter()
         .map(|ch| {
             let planes = (0..n).map(|i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
-            let sum: f64 = planes
-                .clone()
-                .map(|p| lane_sum(p, p, |v, _| v) as f64)
-                .sum();
+            let sum: f64 = planes.clone().map(|p| plane_sum(p) as f64).sum();
             let mean = (sum / m) as f32;
-            let sq: f64 = planes
-                .map(|p| {
-                    lane_sum(p, p, |v, _| {
-                        let d = v - mean;
-                        d * d
-                    }) as f64
-                })
-                .sum();
+            let sq: f64 = planes.map(|p| plane_sq_dev(p, mean) as f64).sum();
             (mean, (sq / m) as f32)
         })
         .unzip()
@@ -552,19 +671,8 @@ pub(crate) fn bn_apply(
         .zip(x.par_chunks(c * hw))
         .for_each(|(y_n, x_n)| {
             for ch in 0..c {
-                let (a, b) = (scale[ch], shift[ch]);
-                let pairs = y_n[ch * hw..(ch + 1) * hw]
-                    .iter_mut()
-                    .zip(&x_n[ch * hw..(ch + 1) * hw]);
-                if relu {
-                    for (d, s) in pairs {
-                        d.write((*s * a + b).max(0.0));
-                    }
-                } else {
-                    for (d, s) in pairs {
-                        d.write(*s * a + b);
-                    }
-                }
+                let r = ch * hw..(ch + 1) * hw;
+                apply_plane(&mut y_n[r.clone()], &x_n[r], scale[ch], shift[ch], relu);
             }
         });
     // SAFETY: the chunks cover y (same length as x) and every element was written.
@@ -574,7 +682,7 @@ pub(crate) fn bn_apply(
 /// One plane's `(Σ g·(x − mu), Σ g)` in a single pass over `x` and `dy` (8 lanes per sum, so
 /// it vectorises), where `g = dy`, or with `GATED` `dy` where `x·a + b > 0` and 0 elsewhere
 /// (the backward of a fused ReLU). A const parameter, so the ungated loop has no select.
-#[inline]
+#[inline(always)]
 fn plane_grad_sums<const GATED: bool>(
     x: &[f32],
     dy: &[f32],
@@ -637,11 +745,7 @@ pub(crate) fn bn_backward(
             let (mut sg, mut sb) = (0.0f64, 0.0f64);
             for i in 0..n {
                 let r = (i * c + ch) * hw..(i * c + ch + 1) * hw;
-                let (g_xhat, g) = if gated {
-                    plane_grad_sums::<true>(&x[r.clone()], &dy[r], mu, a, b)
-                } else {
-                    plane_grad_sums::<false>(&x[r.clone()], &dy[r], mu, a, b)
-                };
+                let (g_xhat, g) = grad_sums(&x[r.clone()], &dy[r], mu, a, b, gated);
                 sg += (g_xhat * is) as f64;
                 sb += g as f64;
             }
@@ -654,25 +758,19 @@ pub(crate) fn bn_backward(
         .zip(x.par_chunks(c * hw).zip(dy.par_chunks(c * hw)))
         .for_each(|(dx_n, (x_n, dy_n))| {
             for ch in 0..c {
-                let (mu, is) = (mean[ch], inv_std[ch]);
+                let is = inv_std[ch];
                 let (a, b, gated) = gate(ch);
-                let k = gamma.map_or(1.0, |g| g[ch]) * is / m;
-                let (db, dg) = (dbeta[ch], dgamma[ch]);
+                let plane = DxPlane {
+                    k: gamma.map_or(1.0, |g| g[ch]) * is / m,
+                    m,
+                    mu: mean[ch],
+                    inv_std: is,
+                    dbeta: dbeta[ch],
+                    dgamma: dgamma[ch],
+                    gate: gated.then_some((a, b)),
+                };
                 let r = ch * hw..(ch + 1) * hw;
-                let triples = dx_n[r.clone()]
-                    .iter_mut()
-                    .zip(&x_n[r.clone()])
-                    .zip(&dy_n[r]);
-                if gated {
-                    for ((d, xv), g) in triples {
-                        let g = if *xv * a + b > 0.0 { *g } else { 0.0 };
-                        d.write(k * (m * g - db - (*xv - mu) * is * dg));
-                    }
-                } else {
-                    for ((d, xv), g) in triples {
-                        d.write(k * (m * *g - db - (*xv - mu) * is * dg));
-                    }
-                }
+                dx_plane(&mut dx_n[r.clone()], &x_n[r.clone()], &dy_n[r], plane);
             }
         });
     // SAFETY: the chunks cover dx (same length as x) and every element was written.
@@ -682,6 +780,49 @@ pub(crate) fn bn_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plane loops give bit-identical results through the AVX2 copy (taken on a CPU that
+    /// has it) and the baseline build (this test's own calls of the bodies).
+    #[test]
+    fn batch_norm_plane_loops_do_not_depend_on_the_cpu() {
+        let len = 8 * 97 + 5; // a tail after the 8-lane chunks
+        let x: Vec<f32> = (0..len)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let dy: Vec<f32> = (0..len)
+            .map(|i| ((i * 104729) % 997) as f32 / 300.0 - 1.5)
+            .collect();
+        assert_eq!(plane_sum(&x), lane_sum(&x, &x, |v, _| v));
+        let sq = lane_sum(&x, &x, |v, _| (v - 0.3) * (v - 0.3));
+        assert_eq!(plane_sq_dev(&x, 0.3), sq);
+        for gated in [false, true] {
+            let want = if gated {
+                plane_grad_sums::<true>(&x, &dy, 0.1, 1.3, -0.2)
+            } else {
+                plane_grad_sums::<false>(&x, &dy, 0.1, 1.3, -0.2)
+            };
+            assert_eq!(grad_sums(&x, &dy, 0.1, 1.3, -0.2, gated), want);
+            let (mut a, mut b) = (uninit(len), uninit(len));
+            apply_plane(&mut a, &x, 1.3, -0.2, gated);
+            apply_plane_body(&mut b, &x, 1.3, -0.2, gated);
+            // SAFETY: both planes were written in full.
+            assert_eq!(unsafe { assume_init(a) }, unsafe { assume_init(b) });
+            let c = DxPlane {
+                k: 0.01,
+                m: 256.0,
+                mu: 0.1,
+                inv_std: 1.7,
+                dbeta: 3.0,
+                dgamma: -2.0,
+                gate: gated.then_some((1.3, -0.2)),
+            };
+            let (mut a, mut b) = (uninit(len), uninit(len));
+            dx_plane(&mut a, &x, &dy, c);
+            dx_plane_body(&mut b, &x, &dy, c);
+            // SAFETY: both planes were written in full.
+            assert_eq!(unsafe { assume_init(a) }, unsafe { assume_init(b) });
+        }
+    }
 
     /// Naive reference gather, for checking index arithmetic.
     fn im2col_naive(x: &[f32], g: &ConvGeom) -> Vec<f32> {
