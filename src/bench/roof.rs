@@ -16,6 +16,29 @@ pub struct Roof {
     pub best_secs: f64,
     /// `2 n³ / best_secs / 1e9`.
     pub gflops: f64,
+    /// GFLOP/s of the slowest repetition: how far a shared machine's speed moved while the
+    /// roof was measured.
+    #[serde(default)]
+    pub slowest_gflops: f64,
+    /// Repetitions the best was taken from.
+    #[serde(default)]
+    pub reps: usize,
+}
+
+impl Roof {
+    /// Both measurements as one: the best of all their repetitions, the slowest of them.
+    pub fn merge(self, other: Roof) -> Roof {
+        let best = if other.gflops > self.gflops {
+            other
+        } else {
+            self
+        };
+        Roof {
+            slowest_gflops: self.slowest_gflops.min(other.slowest_gflops),
+            reps: self.reps + other.reps,
+            ..best
+        }
+    }
 }
 
 /// Time `reps` products of two random `n x n` f32 matrices (after one warm-up) on `B` and
@@ -29,16 +52,50 @@ pub fn sgemm_roof<B: Backend>(n: usize, reps: usize, device: &B::Device) -> Roof
         let _ = c.slice([0..1, 0..1]).into_data();
     };
     run();
-    let mut best = f64::INFINITY;
+    let (mut best, mut worst) = (f64::INFINITY, 0.0f64);
     for _ in 0..reps.max(1) {
         let t = Instant::now();
         run();
-        best = best.min(t.elapsed().as_secs_f64());
+        let secs = t.elapsed().as_secs_f64();
+        best = best.min(secs);
+        worst = worst.max(secs);
     }
     let flops = 2.0 * (n as f64).powi(3);
     Roof {
         n,
         best_secs: best,
         gflops: flops / best / 1e9,
+        slowest_gflops: flops / worst / 1e9,
+        reps: reps.max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_roofs_keep_the_best_rate_and_the_slowest_repetition() {
+        let r = |best_secs: f64, slowest: f64| Roof {
+            n: 8,
+            best_secs,
+            gflops: 1024.0 / best_secs / 1e9,
+            slowest_gflops: slowest,
+            reps: 5,
+        };
+        let (a, b) = (r(2e-6, 0.3), r(1e-6, 0.2));
+        for m in [a.merge(b), b.merge(a)] {
+            assert_eq!(m.best_secs, 1e-6);
+            assert_eq!(m.gflops, b.gflops);
+            assert_eq!(m.slowest_gflops, 0.2);
+            assert_eq!(m.reps, 10);
+        }
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn a_measured_roof_has_its_slowest_repetition_at_or_below_its_best() {
+        let real = sgemm_roof::<burn::backend::Flex>(32, 3, &Default::default());
+        assert!(real.slowest_gflops <= real.gflops && real.gflops > 0.0);
     }
 }

@@ -515,9 +515,15 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
     println!(
         "- img/s counts frames (each two views), warm-up excluded, synthetic batches generated \
          before timing. FLOPs/frame = 2 views x 2 x (3 x online MACs + 1 x target MACs); \
-         roof = best of 5 {n}x{n} f32 matmuls on the same backend and threads; heap policy \
-         {heap} (it moves both the step and the roof: see `edgessl --help`).",
+         roof = best of 10 {n}x{n} f32 matmuls on the same backend and threads, 5 before and \
+         5 after the methods (the slowest of them: {slowest}); heap policy {heap} (it moves \
+         both the step and the roof: see `edgessl --help`).",
         n = a.roof_n,
+        slowest = results
+            .iter()
+            .map(|r| format!("{:.1} GFLOP/s on {}", r.roof.slowest_gflops, r.backend))
+            .collect::<Vec<_>>()
+            .join(", "),
         heap = crate::runtime::heap_policy(),
     );
     if let Some(path) = &a.json {
