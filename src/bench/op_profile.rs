@@ -10,6 +10,17 @@ fn ms_per_step(secs: f64, steps: u64) -> String {
     format!("{:.2}", 1e3 * secs / steps.max(1) as f64)
 }
 
+/// Calls per step: whole where every step made the same calls, else with two decimals (a
+/// periodic evaluation's convolutions, say).
+fn per_step(calls: u64, steps: u64) -> String {
+    let steps = steps.max(1);
+    if calls % steps == 0 {
+        (calls / steps).to_string()
+    } else {
+        format!("{:.2}", calls as f64 / steps as f64)
+    }
+}
+
 fn share(secs: f64, total: f64) -> String {
     format!("{:.1} %", 100.0 * secs / total.max(1e-12))
 }
@@ -56,7 +67,7 @@ pub fn phase_table(p: &StepProfile, roof_gflops: Option<f64>) -> Table {
             let [g, r] = rate_cells(*flops, *secs, roof_gflops);
             t.row([
                 format!("· {op}"),
-                format!("{:.0}", *calls as f64 / p.steps.max(1) as f64),
+                per_step(*calls, p.steps),
                 ms_per_step(*secs, p.steps),
                 share(*secs, total),
                 g,
@@ -103,7 +114,7 @@ pub fn layer_table(p: &StepProfile, roof_gflops: Option<f64>) -> Table {
         t.row([
             op,
             shape,
-            format!("{:.0}", calls as f64 / p.steps.max(1) as f64),
+            per_step(calls, p.steps),
             ms_per_step(secs, p.steps),
             share(secs, total),
             g,
@@ -121,4 +132,16 @@ pub fn render(title: &str, p: &StepProfile, roof_gflops: Option<f64>) -> String 
         phase_table(p, roof_gflops),
         layer_table(p, roof_gflops)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_per_step_are_whole_unless_some_steps_made_fewer() {
+        assert_eq!(per_step(18, 2), "9");
+        assert_eq!(per_step(4, 150), "0.03");
+        assert_eq!(per_step(3, 2), "1.50");
+    }
 }
