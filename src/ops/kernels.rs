@@ -365,26 +365,46 @@ pub(crate) fn col2im_sample(cols: &[f32], g: &ConvGeom, dx_n: &mut [f32]) {
     }
 }
 
-/// Forward: `y[n] = w[CO,K] · im2col(x[n])`, one sample per task with a reused
-/// per-task column buffer (`K*P` floats, ~1 MB: stays in L2 instead of streaming a
-/// 9x-input-sized matrix through memory). Returns `[N, CO, HO*WO]`.
+thread_local! {
+    /// Each thread's column buffer, kept between calls (see [`with_scratch`]).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch buffer of `len` floats (contents unspecified: callers
+/// overwrite what they read). The buffer lives as long as the thread (rayon's workers: the
+/// process), grown to the largest `K*P` seen, so a convolution does not allocate and zero a
+/// fresh ~1 MB buffer per task and call. A nested call (not made by these kernels) gets a
+/// buffer of its own.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// Forward: `y[n] = w[CO,K] · im2col(x[n])`, one sample per task with the thread's column
+/// buffer (`K*P` floats, ~1 MB: stays in L2 instead of streaming a 9x-input-sized matrix
+/// through memory). Returns `[N, CO, HO*WO]`.
 pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
     let mut y = uninit(g.n * co * p);
-    y.par_chunks_mut(co * p).enumerate().for_each_init(
-        || vec![0.0f32; if g.is_pointwise() { 0 } else { k * p }],
-        |cols, (n, y_n)| {
-            let x_n = &x[n * x_len..(n + 1) * x_len];
-            let cols: &[f32] = if g.is_pointwise() {
-                x_n
-            } else {
+    y.par_chunks_mut(co * p).enumerate().for_each(|(n, y_n)| {
+        let x_n = &x[n * x_len..(n + 1) * x_len];
+        if g.is_pointwise() {
+            sgemm_into(co, p, k, y_n, w, (k, 1), x_n, (p, 1));
+        } else {
+            with_scratch(k * p, |cols| {
                 im2col_sample(x_n, g, cols);
-                cols
-            };
-            sgemm_into(co, p, k, y_n, w, (k, 1), cols, (p, 1));
-        },
-    );
+                sgemm_into(co, p, k, y_n, w, (k, 1), cols, (p, 1));
+            });
+        }
+    });
     // SAFETY: every sample's [CO, P] block was written by sgemm_into.
     unsafe { assume_init(y) }
 }
@@ -401,20 +421,25 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
     }
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
-    let mut dx = vec![0.0f32; g.n * x_len];
-    dx.par_chunks_mut(x_len).enumerate().for_each_init(
-        || vec![0.0f32; if g.is_pointwise() { 0 } else { k * p }],
-        |dcols, (n, dx_n)| {
-            let dy_n = &dy[n * co * p..(n + 1) * co * p];
-            if g.is_pointwise() {
-                sgemm(k, p, co, dx_n, false, w, (1, k), dy_n, (p, 1));
-            } else {
-                sgemm(k, p, co, dcols, false, w, (1, k), dy_n, (p, 1));
-                col2im_sample(dcols, g, dx_n);
-            }
-        },
-    );
-    dx
+    let mut dx = uninit(g.n * x_len);
+    dx.par_chunks_mut(x_len).enumerate().for_each(|(n, dx_n)| {
+        let dy_n = &dy[n * co * p..(n + 1) * co * p];
+        if g.is_pointwise() {
+            sgemm_into(k, p, co, dx_n, w, (1, k), dy_n, (p, 1));
+            return;
+        }
+        // Zeroed here, per sample, so the scatter-add finds it in cache (one pass over dx
+        // instead of a memset of all of it first).
+        dx_n.fill(MaybeUninit::new(0.0));
+        // SAFETY: every element was just initialised.
+        let dx_n = unsafe { &mut *(dx_n as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        with_scratch(k * p, |dcols| {
+            sgemm(k, p, co, dcols, false, w, (1, k), dy_n, (p, 1));
+            col2im_sample(dcols, g, dx_n);
+        });
+    });
+    // SAFETY: every sample's block was written (by sgemm_into, or zeroed then accumulated).
+    unsafe { assume_init(dx) }
 }
 
 /// [`conv_backward_x`] for a same-size stride-1 convolution: `dx = conv(dy, w')` with
@@ -456,25 +481,23 @@ pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) ->
     let dw_t = (0..g.n)
         .into_par_iter()
         .fold(
-            || {
-                let cols = vec![0.0f32; if g.is_pointwise() { 0 } else { k * p }];
-                (vec![0.0f32; k * co], cols, false)
-            },
-            |(mut acc, mut cols, started), n| {
+            || (vec![0.0f32; k * co], false),
+            |(mut acc, started), n| {
                 let x_n = &x[n * x_len..(n + 1) * x_len];
                 let dy_n = &dy[n * co * p..(n + 1) * co * p];
-                let c: &[f32] = if g.is_pointwise() {
-                    x_n
-                } else {
-                    im2col_sample(x_n, g, &mut cols);
-                    &cols
-                };
                 // [K,P] · [P,CO]: dy read transposed through strides (it is the small one).
-                sgemm(k, co, p, &mut acc, started, c, (p, 1), dy_n, (1, p));
-                (acc, cols, true)
+                if g.is_pointwise() {
+                    sgemm(k, co, p, &mut acc, started, x_n, (p, 1), dy_n, (1, p));
+                } else {
+                    with_scratch(k * p, |cols| {
+                        im2col_sample(x_n, g, cols);
+                        sgemm(k, co, p, &mut acc, started, cols, (p, 1), dy_n, (1, p));
+                    });
+                }
+                (acc, true)
             },
         )
-        .map(|(acc, _, _)| acc)
+        .map(|(acc, _)| acc)
         .reduce(
             || vec![0.0f32; k * co],
             |mut a, b| {
