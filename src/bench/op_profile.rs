@@ -14,7 +14,7 @@ fn ms_per_step(secs: f64, steps: u64) -> String {
 /// periodic evaluation's convolutions, say).
 fn per_step(calls: u64, steps: u64) -> String {
     let steps = steps.max(1);
-    if calls % steps == 0 {
+    if calls.is_multiple_of(steps) {
         (calls / steps).to_string()
     } else {
         format!("{:.2}", calls as f64 / steps as f64)
