@@ -140,7 +140,10 @@ fn simsiam_has_no_target_forward_and_nothing_is_recorded_without_a_recording() {
     step_profile::start();
     learner.step(&data[1]).unwrap();
     let p = step_profile::finish::<B>(&dev).unwrap();
-    // Momentum 0: the target is the detached online output, no second forward.
+    // Momentum 0: the target is the detached online output, no second forward, no EMA.
+    for phase in ["target forward", "EMA target"] {
+        assert!(p.phases.iter().all(|ph| ph.phase != phase), "{phase}");
+    }
     assert_eq!(calls(&p, "target forward", "conv forward"), 0);
     assert!(calls(&p, "online forward", "conv forward") > 0);
 }

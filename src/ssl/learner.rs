@@ -265,7 +265,8 @@ impl<B: AutodiffBackend> Learner<B> {
 
     /// One training step on a batch of view pairs.
     ///
-    /// Under a [`crate::step_profile`] recording, each stage below is timed as a phase.
+    /// Under a [`crate::step_profile`] recording, each stage below is timed as a phase (the
+    /// target's only where the method keeps a target network).
     pub fn step(&mut self, batch: &ViewBatch) -> Result<StepStats, SslError> {
         let step = self.step;
         let dev = self.device.clone();
@@ -279,7 +280,9 @@ impl<B: AutodiffBackend> Learner<B> {
 
         // The EMA target first: its forward keeps no graph, so its feature maps are freed
         // before the online forward builds one (a lower peak; the values are the same).
-        phase("target forward");
+        if self.target.is_some() {
+            phase("target forward");
+        }
         let ema_target = match (&self.target, self.method.stop_gradient) {
             (Some(target), true) => Some(target.forward(x.clone()).detach()),
             _ => None,
@@ -342,8 +345,8 @@ impl<B: AutodiffBackend> Learner<B> {
         };
 
         // 5. EMA of the target.
-        phase("EMA target");
         if let Some(target) = self.target.take() {
+            phase("EMA target");
             self.target = Some(ema_update(target, &online.encoder, self.method.momentum));
         }
         self.online = Some(online);
