@@ -16,6 +16,10 @@ Prints one JSON object: method, images_per_sec (frames/s; a frame is two views),
 peak_rss_bytes (resource.getrusage ru_maxrss), torch version and threads.
 
 Usage: python3 benches/pytorch_reference.py --method directpred --batch 128 --threads 2
+
+With --profile-ops the timed steps also run under torch.profiler and a per-op table (self CPU
+time, ms per step) goes to stderr, to set against `edgessl bench throughput --profile-ops`
+(the printed images_per_sec then includes the profiler's overhead).
 """
 
 import argparse
@@ -83,6 +87,7 @@ def main():
     p.add_argument("--predictor-hidden", type=int, default=512)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile-ops", action="store_true", help="per-op table of the timed steps on stderr")
     args = p.parse_args()
 
     try:
@@ -155,10 +160,28 @@ def main():
 
     for i in range(args.warmup):
         step(pool[i % len(pool)])
+    prof = None
+    if args.profile_ops:
+        from torch.profiler import ProfilerActivity, profile
+
+        prof = profile(activities=[ProfilerActivity.CPU])
+        prof.__enter__()
     start = time.perf_counter()
     for i in range(args.steps):
         step(pool[i % len(pool)])
     secs = time.perf_counter() - start
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in rows)
+        print(f"| op | calls/step | self ms/step | share |  ({args.method}, batch {args.batch})", file=sys.stderr)
+        print("|---|---|---|---|", file=sys.stderr)
+        for e in rows[:25]:
+            ms = e.self_cpu_time_total / 1e3 / args.steps
+            print(
+                f"| {e.key} | {e.count / args.steps:.0f} | {ms:.2f} | {100 * e.self_cpu_time_total / total:.1f} % |",
+                file=sys.stderr,
+            )
     # ru_maxrss is KiB on Linux, bytes on macOS.
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_bytes = rss if sys.platform == "darwin" else rss * 1024
