@@ -544,6 +544,14 @@ macro_rules! simd_dispatch {
     }};
 }
 
+/// `g` where the pre-activation `pre` is positive, `+0.0` elsewhere (ReLU's backward), as a
+/// bit mask: written as `if pre > 0.0 { g } else { 0.0 }`, LLVM compiled the 8-lane loop of
+/// [`plane_grad_sums`] into a test and branch per lane (perf: 6.5 % of a SimSiam step).
+#[inline(always)]
+fn relu_gate(pre: f32, g: f32) -> f32 {
+    f32::from_bits(g.to_bits() & u32::from(pre > 0.0).wrapping_neg())
+}
+
 /// `Σ p` of one plane.
 fn plane_sum(p: &[f32]) -> f32 {
     simd_dispatch!(|p: &[f32]| -> f32 { lane_sum(p, p, |v, _| v) })
@@ -634,7 +642,7 @@ fn dx_plane_body(dx: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32], c: DxPlane)
     match gate {
         Some((a, b)) => {
             for ((d, xv), g) in triples {
-                let g = if *xv * a + b > 0.0 { *g } else { 0.0 };
+                let g = relu_gate(*xv * a + b, *g);
                 d.write(k * (m * g - db - (*xv - mu) * is * dg));
             }
         }
@@ -713,22 +721,36 @@ fn plane_grad_sums<const GATED: bool>(
     a: f32,
     b: f32,
 ) -> (f32, f32) {
-    let gate = |xv: f32, g: f32| if !GATED || xv * a + b > 0.0 { g } else { 0.0 };
+    /// Gated values are staged per block in L1: with the gate inside the accumulating loop,
+    /// LLVM compiled it to a test and branch per lane (perf: 6.5 % of a SimSiam step).
+    const BLOCK: usize = 256;
     let (mut acc_gx, mut acc_g) = ([0.0f32; 8], [0.0f32; 8]);
-    let (cx, cg) = (x.chunks_exact(8), dy.chunks_exact(8));
-    let (rx, rg) = (cx.remainder(), cg.remainder());
-    for (xs, gs) in cx.zip(cg) {
-        for l in 0..8 {
-            let g = gate(xs[l], gs[l]);
-            acc_gx[l] += g * (xs[l] - mu);
-            acc_g[l] += g;
-        }
-    }
     let (mut tail_gx, mut tail_g) = (0.0f32, 0.0f32);
-    for (xv, gv) in rx.iter().zip(rg) {
-        let g = gate(*xv, *gv);
-        tail_gx += g * (*xv - mu);
-        tail_g += g;
+    let mut staged = [0.0f32; BLOCK];
+    for (xb, gb) in x.chunks(BLOCK).zip(dy.chunks(BLOCK)) {
+        let g_block: &[f32] = if GATED {
+            let staged = &mut staged[..xb.len()];
+            for ((s, xv), gv) in staged.iter_mut().zip(xb).zip(gb) {
+                *s = relu_gate(*xv * a + b, *gv);
+            }
+            staged
+        } else {
+            gb
+        };
+        let (cx, cg) = (xb.chunks_exact(8), g_block.chunks_exact(8));
+        let (rx, rg) = (cx.remainder(), cg.remainder());
+        for (xs, gs) in cx.zip(cg) {
+            for l in 0..8 {
+                acc_gx[l] += gs[l] * (xs[l] - mu);
+                acc_g[l] += gs[l];
+            }
+        }
+        // Only the last block can have a remainder (BLOCK is a multiple of 8), so element
+        // i still lands in lane i % 8 or in the tail, as without blocks.
+        for (xv, gv) in rx.iter().zip(rg) {
+            tail_gx += *gv * (*xv - mu);
+            tail_g += *gv;
+        }
     }
     (
         acc_gx.iter().sum::<f32>() + tail_gx,
