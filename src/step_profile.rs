@@ -197,32 +197,30 @@ impl StepProfile {
 
     /// Kernel rows summed over shapes: `(phase, op, calls, secs, flops)` in first-run order.
     pub fn by_op(&self) -> Vec<(String, String, u64, f64, f64)> {
-        let mut out: Vec<(String, String, u64, f64, f64)> = Vec::new();
-        for k in &self.kernels {
-            match out.iter_mut().find(|o| o.0 == k.phase && o.1 == k.op) {
-                Some(o) => {
-                    o.2 += k.calls;
-                    o.3 += k.secs;
-                    o.4 += k.flops;
-                }
-                None => out.push((k.phase.clone(), k.op.clone(), k.calls, k.secs, k.flops)),
-            }
-        }
-        out
+        self.summed(|k| (&k.phase, &k.op))
     }
 
     /// Kernel rows summed over phases: `(op, shape, calls, secs, flops)` in first-run order
     /// (the online and target forward of a layer together).
     pub fn by_layer(&self) -> Vec<(String, String, u64, f64, f64)> {
+        self.summed(|k| (&k.op, &k.shape))
+    }
+
+    /// Kernel rows with equal `key` summed: `(key, calls, secs, flops)` in first-run order.
+    fn summed<'a>(
+        &'a self,
+        key: impl Fn(&'a KernelRow) -> (&'a String, &'a String),
+    ) -> Vec<(String, String, u64, f64, f64)> {
         let mut out: Vec<(String, String, u64, f64, f64)> = Vec::new();
         for k in &self.kernels {
-            match out.iter_mut().find(|o| o.0 == k.op && o.1 == k.shape) {
+            let (a, b) = key(k);
+            match out.iter_mut().find(|o| &o.0 == a && &o.1 == b) {
                 Some(o) => {
                     o.2 += k.calls;
                     o.3 += k.secs;
                     o.4 += k.flops;
                 }
-                None => out.push((k.op.clone(), k.shape.clone(), k.calls, k.secs, k.flops)),
+                None => out.push((a.clone(), b.clone(), k.calls, k.secs, k.flops)),
             }
         }
         out
