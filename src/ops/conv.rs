@@ -5,7 +5,8 @@
 //! former runs sequentially over the batch and the latter is a degenerate GEMM (M = KH*KW,
 //! K = N*HO*WO). Here all three products are ordinary per-sample GEMMs (see `kernels`):
 //!
-//! * forward      `Y[n]  = W[CO,K] · cols[n][K,P]`
+//! * forward      `Y[n]  = W[CO,K] · cols[n][K,P]` (on x86-64 with AVX2 + FMA an implicit
+//!   GEMM that reads the patches in place instead, see `implicit_gemm`)
 //! * input grad   `dcols[n] = Wᵀ · dY[n]`, then `col2im`
 //! * weight grad  `dW = Σ_n dY[n] · cols[n]ᵀ` (cols recomputed, not stored: 9x the input)
 //!

@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 
 /// A buffer of `len` floats that the caller writes completely before reading: skips the
 /// `memset` of `vec![0.0; len]` (≈ 3 % of a training step, measured with perf).
-fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+pub(super) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
     let mut v = Vec::with_capacity(len);
     // SAFETY: MaybeUninit<f32> needs no initialisation.
     unsafe { v.set_len(len) };
@@ -26,7 +26,7 @@ fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
 ///
 /// # Safety
 /// Every element of `v` must have been initialised.
-unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+pub(super) unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     let mut v = std::mem::ManuallyDrop::new(v);
     // SAFETY: same layout; the caller guarantees initialisation; ownership moves over.
     unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
@@ -375,7 +375,7 @@ thread_local! {
 /// process), grown to the largest `K*P` seen, so a convolution does not allocate and zero a
 /// fresh ~1 MB buffer per task and call. A nested call (not made by these kernels) gets a
 /// buffer of its own.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
@@ -387,10 +387,21 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// Forward `y[n] = conv(x[n], w)`. Returns `[N, CO, HO*WO]`.
+///
+/// On x86-64 with AVX2 + FMA this is the implicit GEMM of [`super::implicit_gemm`] (no
+/// column matrix) where it is faster; elsewhere [`conv_forward_im2col`].
+pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+    if super::implicit_gemm::available() && super::implicit_gemm::pays_off(g) {
+        return super::implicit_gemm::conv_forward(x, w, co, g);
+    }
+    conv_forward_im2col(x, w, co, g)
+}
+
 /// Forward: `y[n] = w[CO,K] · im2col(x[n])`, one sample per task with the thread's column
 /// buffer (`K*P` floats, ~1 MB: stays in L2 instead of streaming a 9x-input-sized matrix
 /// through memory). Returns `[N, CO, HO*WO]`.
-pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+pub(crate) fn conv_forward_im2col(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
     let mut y = uninit(g.n * co * p);
@@ -522,7 +533,7 @@ pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) ->
 /// also have a copy compiled for AVX2, twice as wide, taken where the CPU has it.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn has_avx2() -> bool {
+pub(super) fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 

@@ -1,7 +1,8 @@
 //! Fast training ops for small CNNs on CPU backends, drop-in for burn's stock ones.
 //!
-//! * [`conv2d`]: im2col + GEMM convolution with an explicit backward (fast path on
-//!   flex / ndarray / candle, bare or under `Autodiff`; stock burn elsewhere).
+//! * [`conv2d`]: convolution with an explicit backward (fast path on flex / ndarray /
+//!   candle, bare or under `Autodiff`; stock burn elsewhere): an implicit GEMM with no
+//!   column matrix on x86-64 with AVX2 + FMA, im2col + GEMM otherwise.
 //! * [`batch_norm_train`] and friends: BatchNorm with fused host kernels and an explicit
 //!   backward on flex and candle, 2-D-view burn ops on any other (ndarray included);
 //!   [`batch_norm_relu_train`] fuses the ReLU that follows.
@@ -13,6 +14,7 @@
 mod batch_norm;
 mod conv;
 mod host;
+mod implicit_gemm;
 mod kernels;
 mod modules;
 
