@@ -46,9 +46,12 @@ const CASES: &[Case] = &[
     (1, 2, 5, 5, 2, 3, 3, [1, 1], [0, 0]), // no padding
     (2, 2, 4, 4, 3, 3, 3, [2, 2], [2, 2]), // padding > kernel/2
     (2, 3, 6, 7, 4, 5, 3, [1, 1], [2, 1]), // same-size stride 1, non-square: flipped dx path
-    // K = C·KH·KW ≥ 64: the implicit GEMM on x86-64 CPUs with AVX2 (forward, flipped dx)
+    // The implicit GEMM on x86-64 CPUs with AVX2 (forward: CO ≥ 16 and K ≥ 64; input
+    // gradient: also C ≥ 16); the others above take im2col + gemm.
     (2, 8, 8, 8, 20, 3, 3, [1, 1], [1, 1]), // CO off the 16-lane block, P = 64 off 6
     (3, 9, 9, 7, 16, 3, 3, [2, 2], [1, 1]), // stride 2 through the phase planes
+    (1, 16, 5, 5, 16, 3, 3, [1, 1], [1, 1]), // input gradient: one phase, K = CO·9
+    (2, 16, 7, 7, 32, 3, 3, [2, 2], [1, 1]), // input gradient: four phases, odd size
 ];
 
 const TOL: f32 = 1e-4;

@@ -7,7 +7,8 @@
 //!
 //! * forward      `Y[n]  = W[CO,K] · cols[n][K,P]` (on x86-64 with AVX2 + FMA an implicit
 //!   GEMM that reads the patches in place instead, see `implicit_gemm`)
-//! * input grad   `dcols[n] = Wᵀ · dY[n]`, then `col2im`
+//! * input grad   `dcols[n] = Wᵀ · dY[n]`, then `col2im` (on AVX2 + FMA, an implicit GEMM
+//!   per stride phase of `dX` over the padded `dY` instead)
 //! * weight grad  `dW = Σ_n dY[n] · cols[n]ᵀ` (cols recomputed, not stored: 9x the input)
 //!
 //! The public [`conv2d`] is generic over `B: Backend`. It recognises the CPU backends

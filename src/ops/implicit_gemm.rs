@@ -21,6 +21,7 @@
 //! whose micro-kernels are NEON/AVX as the CPU allows.
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use super::kernels::{ConvGeom, assume_init, uninit, with_scratch};
 
@@ -42,12 +43,26 @@ pub(crate) fn available() -> bool {
 }
 
 /// Whether the implicit GEMM beats im2col + `gemm` on this geometry. Each 6x16 tile ends
-/// with a scattered store of 96 outputs, paid for by its `K`-long sum: measured at batch
-/// 128, `K = 9` (a 1-channel stem) ran at 0.60x the im2col path, `K = 32` at 0.87x, `K = 64`
-/// at 1.06x and `K ≥ 288` (3x3 kernels on ≥ 32 channels) at 1.13-1.26x. A pointwise
-/// convolution needs no gather at all on the im2col path, so it stays there.
-pub(crate) fn pays_off(g: &ConvGeom) -> bool {
-    g.k() >= 64 && !g.is_pointwise()
+/// with a scattered store of 96 outputs, paid for by its `K`-long sum, and its 16 lanes are
+/// output channels. Measured at batch 128: `K = 9` (a 1-channel stem) ran at 0.60x the
+/// im2col path, `K = 32` at 0.87x, `K = 64` at 1.06x and `K ≥ 288` (3x3 kernels on ≥ 32
+/// channels) at 1.13-1.26x. Fewer than 16 output channels would leave lanes idle, and a
+/// pointwise convolution needs no gather at all on the im2col path: both stay there.
+pub(crate) fn pays_off(co: usize, g: &ConvGeom) -> bool {
+    co >= NR && g.k() >= 64 && !g.is_pointwise()
+}
+
+/// Whether the implicit input gradient beats `gemm` + col2im (or the flipped convolution):
+/// the rule of [`pays_off`] with the input channels as lanes and the mean `K` of the stride
+/// phases. A kernel narrower than its stride (a 1x1 stride-2 shortcut) leaves phases with
+/// no taps and a quarter of the positions per GEMM: measured 0.61-0.74x, so it stays on
+/// `gemm` + col2im; 3x3 stride 2 measured 1.25-1.34x.
+pub(crate) fn pays_off_input_grad(co: usize, g: &ConvGeom) -> bool {
+    g.c >= NR
+        && g.kh >= g.sh
+        && g.kw >= g.sw
+        && co * g.kh * g.kw / (g.sh * g.sw) >= 64
+        && !g.is_pointwise()
 }
 
 /// Where the taps of one sample lie once it is split into padded phase planes.
@@ -152,6 +167,9 @@ fn valid(len: usize, len_p: usize, s: usize, phase: usize, pad: usize) -> (usize
 fn pack_weight(w: &[f32], co: usize, k: usize) -> Vec<f32> {
     let blocks = co.div_ceil(NR);
     let mut packed = vec![0.0f32; blocks * k * NR];
+    if k == 0 {
+        return packed;
+    }
     for (o, row) in w.chunks_exact(k).take(co).enumerate() {
         let (blk, lane) = (o / NR, o % NR);
         let dst = &mut packed[blk * k * NR..(blk + 1) * k * NR];
@@ -162,13 +180,70 @@ fn pack_weight(w: &[f32], co: usize, k: usize) -> Vec<f32> {
     packed
 }
 
+/// One implicit GEMM over the planes of one sample:
+/// `out[o·channel_stride + dst(p)] = Σ_k a[o][k] · planes[base(p) + off(k)]` for every output
+/// channel `o < lanes` and position `p`, with `a` packed by [`pack_weight`].
+struct TapGemm<'a> {
+    packed: &'a [f32],
+    tap_offsets: &'a [u32],
+    position_bases: &'a [u32],
+    /// Where position `p` goes within a channel of `out` (`None`: at `p`).
+    position_dst: Option<&'a [u32]>,
+    lanes: usize,
+    channel_stride: usize,
+}
+
+impl TapGemm<'_> {
+    /// Runs every 6x16 tile. Panics (before any unsafe read) if a tap could fall outside
+    /// `planes` or `packed` does not hold `K` rows per block.
+    fn run(&self, planes: &[f32], out: &mut [MaybeUninit<f32>]) {
+        assert!(available(), "implicit GEMM needs AVX2 and FMA");
+        let (k, p) = (self.tap_offsets.len(), self.position_bases.len());
+        let blocks = self.lanes.div_ceil(NR);
+        assert_eq!(self.packed.len(), blocks * k * NR, "packed weight size");
+        if p == 0 || k == 0 {
+            return;
+        }
+        let max_base = *self.position_bases.iter().max().expect("p > 0") as usize;
+        let max_off = *self.tap_offsets.iter().max().expect("k > 0") as usize;
+        assert!(max_base + max_off < planes.len(), "tap outside the planes");
+        let dst = |q: usize| self.position_dst.map_or(q, |d| d[q] as usize);
+        for blk in 0..blocks {
+            let a = &self.packed[blk * k * NR..(blk + 1) * k * NR];
+            let lanes = NR.min(self.lanes - blk * NR);
+            for p0 in (0..p).step_by(MR) {
+                let rows = MR.min(p - p0);
+                // A short last tile repeats its last position (computed, not stored).
+                let bases: [u32; MR] =
+                    std::array::from_fn(|m| self.position_bases[p0 + m.min(rows - 1)]);
+                let mut tile = [[0.0f32; NR]; MR];
+                // SAFETY: AVX2 and FMA are present (asserted above); `a` holds K·NR floats;
+                // every base + tap offset is at most max_base + max_off < planes.len().
+                unsafe {
+                    tile_6x16(
+                        a.as_ptr(),
+                        planes.as_ptr(),
+                        &bases,
+                        self.tap_offsets,
+                        &mut tile,
+                    )
+                };
+                for lane in 0..lanes {
+                    let channel = &mut out[(blk * NR + lane) * self.channel_stride..];
+                    for (m, row) in tile.iter().enumerate().take(rows) {
+                        channel[dst(p0 + m)].write(row[lane]);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Forward `y[n] = conv(x[n], w)` (`x` `[N, C, H, W]`, `w` `[CO, C, KH, KW]` viewed as
 /// `[CO, K]`), returns `[N, CO, HO·WO]`. The caller checks [`available`].
 pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
-    assert!(available(), "implicit GEMM needs AVX2 and FMA");
     let (k, p) = (g.k(), g.p());
     assert_eq!(w.len(), co * k, "conv weight is not [CO, K]");
-    assert!(p > 0 && k > 0, "conv with an empty output or kernel: {g:?}");
     let layout = PhaseLayout::new(g);
     let x_len = g.c * g.h * g.w;
     assert_eq!(x.len(), g.n * x_len, "conv input is not [N, C, H, W]");
@@ -178,43 +253,141 @@ pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec
         "conv sample too large for 32-bit offsets"
     );
     let packed = pack_weight(w, co, k);
+    let gemm = TapGemm {
+        packed: &packed,
+        tap_offsets: &layout.tap_offsets,
+        position_bases: &layout.position_bases,
+        position_dst: None,
+        lanes: co,
+        channel_stride: p,
+    };
     let mut y = uninit(g.n * co * p);
     y.par_chunks_mut(co * p).enumerate().for_each(|(n, y_n)| {
         with_scratch(planes_len, |planes| {
             layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes);
-            for blk in 0..co.div_ceil(NR) {
-                let a = &packed[blk * k * NR..(blk + 1) * k * NR];
-                let lanes = NR.min(co - blk * NR);
-                for p0 in (0..p).step_by(MR) {
-                    let rows = MR.min(p - p0);
-                    // A short last tile repeats its last position (computed, not stored).
-                    let bases: [u32; MR] =
-                        std::array::from_fn(|m| layout.position_bases[p0 + m.min(rows - 1)]);
-                    let mut tile = [[0.0f32; NR]; MR];
-                    // SAFETY: AVX2 and FMA are present (asserted above); `a` holds K·NR
-                    // floats and every base + tap offset indexes `planes` (both are built
-                    // from the same layout: max base + max offset < planes_len).
-                    unsafe {
-                        tile_6x16(
-                            a.as_ptr(),
-                            planes.as_ptr(),
-                            &bases,
-                            &layout.tap_offsets,
-                            &mut tile,
-                        )
-                    };
-                    for lane in 0..lanes {
-                        let dst = &mut y_n[(blk * NR + lane) * p + p0..][..rows];
-                        for (m, d) in dst.iter_mut().enumerate() {
-                            d.write(tile[m][lane]);
+            gemm.run(planes, y_n);
+        });
+    });
+    // SAFETY: TapGemm::run wrote every (channel, position) of every sample.
+    unsafe { assume_init(y) }
+}
+
+/// One class of input pixels for the input gradient: those whose padded coordinates
+/// `(h + PH, w + PW)` are `(α, β)` modulo the stride. Only taps `i ≡ α`, `j ≡ β` reach them,
+/// and tap `(i, j) = (α + SH·m, β + SW·n)` reads `dy[o, (h+PH)/SH − m, (w+PW)/SW − n]`: a
+/// stride-1 correlation of `dy` with the sub-kernel, i.e. an implicit GEMM over `dy`'s
+/// padded planes.
+struct InputGradPhase {
+    /// `w[o, c, α + SH·m, β + SW·n]` packed as `[ceil(C/16)][CO·M·N][16]`.
+    packed: Vec<f32>,
+    tap_offsets: Vec<u32>,
+    position_bases: Vec<u32>,
+    /// `h·W + w` of each pixel of the class.
+    position_dst: Vec<u32>,
+}
+
+/// Input gradient `dx[n] = conv_transpose(dy[n], w)` (`dy` `[N, CO, HO, WO]`), returns
+/// `[N, C, H, W]`, as one implicit GEMM per stride phase of `dx` over `dy` zero-padded by
+/// `(KH−1)/SH` rows and `(KW−1)/SW` columns on each side: no column matrix, no scatter.
+pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+    let (k, p) = (g.k(), g.p());
+    assert_eq!(w.len(), co * k, "conv weight is not [CO, K]");
+    assert_eq!(
+        dy.len(),
+        g.n * co * p,
+        "conv output gradient is not [N, CO, HO, WO]"
+    );
+    let (pad_h, pad_w) = ((g.kh - 1) / g.sh, (g.kw - 1) / g.sw);
+    // Rows r of dy from −pad_h up to the largest (h + PH)/SH, stored at r + pad_h.
+    let hd = (g.h - 1 + g.ph) / g.sh + 1 + pad_h;
+    let wd = (g.w - 1 + g.pw) / g.sw + 1 + pad_w;
+    let plane = hd * wd;
+    let planes_len = co * plane;
+    assert!(
+        u32::try_from(planes_len).is_ok(),
+        "conv sample too large for 32-bit offsets"
+    );
+    let mut phases = Vec::with_capacity(g.sh * g.sw);
+    for alpha in 0..g.sh {
+        for beta in 0..g.sw {
+            let taps_i: Vec<usize> = (alpha..g.kh).step_by(g.sh).collect();
+            let taps_j: Vec<usize> = (beta..g.kw).step_by(g.sw).collect();
+            let kp = co * taps_i.len() * taps_j.len();
+            let mut tap_offsets = Vec::with_capacity(kp);
+            let mut wsub = Vec::with_capacity(g.c * kp);
+            for o in 0..co {
+                for &i in &taps_i {
+                    for &j in &taps_j {
+                        let (m, n) = (i / g.sh, j / g.sw);
+                        tap_offsets.push((o * plane + (pad_h - m) * wd + pad_w - n) as u32);
+                    }
+                }
+            }
+            // wsub[c][(o, m, n)], the layout pack_weight takes ([lanes, K]).
+            for c in 0..g.c {
+                for o in 0..co {
+                    for &i in &taps_i {
+                        for &j in &taps_j {
+                            wsub.push(w[((o * g.c + c) * g.kh + i) * g.kw + j]);
                         }
                     }
                 }
             }
+            let (mut position_bases, mut position_dst) = (Vec::new(), Vec::new());
+            for h in (0..g.h).filter(|h| (h + g.ph) % g.sh == alpha) {
+                for x in (0..g.w).filter(|x| (x + g.pw) % g.sw == beta) {
+                    position_bases.push((((h + g.ph) / g.sh) * wd + (x + g.pw) / g.sw) as u32);
+                    position_dst.push((h * g.w + x) as u32);
+                }
+            }
+            phases.push(InputGradPhase {
+                packed: pack_weight(&wsub, g.c, kp),
+                tap_offsets,
+                position_bases,
+                position_dst,
+            });
+        }
+    }
+    let x_len = g.c * g.h * g.w;
+    let mut dx = uninit(g.n * x_len);
+    dx.par_chunks_mut(x_len).enumerate().for_each(|(n, dx_n)| {
+        with_scratch(planes_len, |planes| {
+            planes.fill(0.0);
+            // Output rows/columns past these only ever saw padding (PH ≥ KH): no pixel
+            // reads them.
+            let (rows, cols) = (g.ho.min(hd - pad_h), g.wo.min(wd - pad_w));
+            let dy_n = &dy[n * co * p..(n + 1) * co * p];
+            for (src, dst) in dy_n.chunks_exact(p).zip(planes.chunks_exact_mut(plane)) {
+                for r in 0..rows {
+                    dst[(r + pad_h) * wd + pad_w..][..cols]
+                        .copy_from_slice(&src[r * g.wo..][..cols]);
+                }
+            }
+            for phase in &phases {
+                if phase.tap_offsets.is_empty() {
+                    // No tap reaches these pixels (stride > kernel): their gradient is 0.
+                    for c in 0..g.c {
+                        for &d in &phase.position_dst {
+                            dx_n[c * g.h * g.w + d as usize].write(0.0);
+                        }
+                    }
+                    continue;
+                }
+                TapGemm {
+                    packed: &phase.packed,
+                    tap_offsets: &phase.tap_offsets,
+                    position_bases: &phase.position_bases,
+                    position_dst: Some(&phase.position_dst),
+                    lanes: g.c,
+                    channel_stride: g.h * g.w,
+                }
+                .run(planes, dx_n);
+            }
         });
     });
-    // SAFETY: every (channel, position) of every sample was written by the tile stores.
-    unsafe { assume_init(y) }
+    // SAFETY: the phases partition the pixels of a sample; each wrote all of its own, on
+    // every channel.
+    unsafe { assume_init(dx) }
 }
 
 /// One 6x16 register tile: `tile[m][o] = Σ_k a[k][o] · planes[bases[m] + offs[k]]`.
@@ -266,7 +439,7 @@ unsafe fn tile_6x16(
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernels::conv_forward_im2col;
+    use super::super::kernels::{conv_backward_x_im2col, conv_forward_im2col};
     use super::*;
 
     fn data(len: usize, seed: usize) -> Vec<f32> {
@@ -316,6 +489,36 @@ mod tests {
             let want = conv_forward_im2col(&x, &w, co, &g);
             let got = conv_forward(&x, &w, co, &g);
             close(&got, &want, &format!("forward, case {i} ({g:?}, co {co})"));
+        }
+    }
+
+    /// The implicit-GEMM input gradient (one GEMM per stride phase) agrees with
+    /// `gemm` + col2im (or the flipped convolution), including a stride larger than the
+    /// kernel, where some pixels get no gradient at all.
+    #[test]
+    fn implicit_input_gradient_matches_im2col() {
+        if !available() {
+            eprintln!("no AVX2 + FMA: the implicit GEMM is not used on this CPU");
+            return;
+        }
+        for (i, &(xd, kd, s, pad, co)) in CASES
+            .iter()
+            .chain(&[
+                ([2, 3, 9, 8], [1, 1], [3, 2], [0, 0], 18),
+                ([1, 2, 6, 6], [2, 2], [1, 1], [3, 2], 4),
+            ])
+            .enumerate()
+        {
+            let g = ConvGeom::new(xd, kd, s, pad);
+            let w = data(co * g.k(), 7 * i + 1);
+            let dy = data(g.n * co * g.p(), 5 * i + 3);
+            let want = conv_backward_x_im2col(&dy, &w, co, &g);
+            let got = conv_backward_x(&dy, &w, co, &g);
+            close(
+                &got,
+                &want,
+                &format!("input gradient, case {i} ({g:?}, co {co})"),
+            );
         }
     }
 }

@@ -392,7 +392,7 @@ pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 /// On x86-64 with AVX2 + FMA this is the implicit GEMM of [`super::implicit_gemm`] (no
 /// column matrix) where it is faster; elsewhere [`conv_forward_im2col`].
 pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
-    if super::implicit_gemm::available() && super::implicit_gemm::pays_off(g) {
+    if super::implicit_gemm::available() && super::implicit_gemm::pays_off(co, g) {
         return super::implicit_gemm::conv_forward(x, w, co, g);
     }
     conv_forward_im2col(x, w, co, g)
@@ -426,7 +426,18 @@ pub(crate) fn conv_forward_im2col(x: &[f32], w: &[f32], co: usize, g: &ConvGeom)
 /// with the kernel flipped and its channel axes swapped; that form ([`conv_backward_x_flipped`])
 /// is taken there: its GEMM sums over `CO·KH·KW` instead of `CO` terms and it gathers instead
 /// of scattering, so `dx` is written once instead of zeroed and accumulated.
+///
+/// On x86-64 with AVX2 + FMA, where it pays off, the input gradient is instead the implicit
+/// GEMM of [`super::implicit_gemm`], one per stride phase of `dx`.
 pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+    if super::implicit_gemm::available() && super::implicit_gemm::pays_off_input_grad(co, g) {
+        return super::implicit_gemm::conv_backward_x(dy, w, co, g);
+    }
+    conv_backward_x_im2col(dy, w, co, g)
+}
+
+/// [`conv_backward_x`] through `gemm` (and col2im where the flipped form does not apply).
+pub(crate) fn conv_backward_x_im2col(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
     if g.is_same_size_stride1() && !g.is_pointwise() {
         return conv_backward_x_flipped(dy, w, co, g);
     }
@@ -476,7 +487,7 @@ fn conv_backward_x_flipped(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Ve
         [kh - 1 - g.ph, kw - 1 - g.pw],
     );
     debug_assert_eq!((gt.ho, gt.wo), (g.h, g.w));
-    conv_forward(dy, &wf, g.c, &gt)
+    conv_forward_im2col(dy, &wf, g.c, &gt)
 }
 
 /// Weight gradient: `dw = Σ_n dy[n] · im2col(x[n])ᵀ`, accumulated per task and summed.
