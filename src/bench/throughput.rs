@@ -174,3 +174,101 @@ pub fn throughput_table(results: &[BackendThroughput], pytorch: &[(String, f64)]
     }
     t
 }
+
+/// One round of a repeated measurement: every backend, then (with `--pytorch`) the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThroughputRound {
+    /// edgessl's rows, per backend.
+    pub backends: Vec<BackendThroughput>,
+    /// The reference's frames per second per method (empty without `--pytorch`).
+    pub pytorch: Vec<(String, f64)>,
+}
+
+/// Median of `v` (mean of the middle two for an even count); `None` when empty.
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// The rounds side by side: per method and backend, img/s and the fraction of that round's
+/// roof in every round, the reference's img/s and the ratio in every round, and the median
+/// ratio. Rounds alternate edgessl and the reference, so each ratio compares measurements
+/// taken minutes apart, and the median discounts a round that landed in a slow moment of a
+/// shared machine.
+pub fn rounds_table(rounds: &[ThroughputRound]) -> Table {
+    let mut t = Table::new([
+        "method",
+        "backend",
+        "img/s per round",
+        "of roof per round",
+        "PyTorch img/s per round",
+        "vs PyTorch per round",
+        "median vs PyTorch",
+    ]);
+    let Some(first) = rounds.first() else {
+        return t;
+    };
+    let join = |v: &[f64], f: &dyn Fn(f64) -> String| {
+        v.iter().map(|x| f(*x)).collect::<Vec<_>>().join(" / ")
+    };
+    for b in &first.backends {
+        for row in &b.rows {
+            let mut ips = Vec::new();
+            let mut of_roof = Vec::new();
+            let mut torch = Vec::new();
+            let mut ratios = Vec::new();
+            for round in rounds {
+                let Some((bt, r)) = round
+                    .backends
+                    .iter()
+                    .filter(|x| x.backend == b.backend)
+                    .find_map(|x| Some((x, x.rows.iter().find(|r| r.method == row.method)?)))
+                else {
+                    continue;
+                };
+                ips.push(r.images_per_sec);
+                of_roof.push(100.0 * r.achieved_gflops / bt.roof.gflops.max(1e-9));
+                if let Some((_, t)) = round.pytorch.iter().find(|(m, _)| *m == row.method) {
+                    torch.push(*t);
+                    ratios.push(r.images_per_sec / t.max(1e-9));
+                }
+            }
+            t.row([
+                row.method.clone(),
+                b.backend.to_string(),
+                join(&ips, &|x| format!("{x:.1}")),
+                join(&of_roof, &|x| format!("{x:.0} %")),
+                if torch.is_empty() {
+                    "-".into()
+                } else {
+                    join(&torch, &|x| format!("{x:.1}"))
+                },
+                if ratios.is_empty() {
+                    "-".into()
+                } else {
+                    join(&ratios, &|x| format!("{x:.2}x"))
+                },
+                median(&ratios).map_or("-".into(), |m| format!("{m:.2}x")),
+            ]);
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+}

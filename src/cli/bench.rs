@@ -10,7 +10,9 @@ use crate::bench::memory::{MemoryRow, breakdown_table, measured_table};
 use crate::bench::op_profile;
 use crate::bench::pytorch::{PytorchReport, find_script, run_reference, torch_version};
 use crate::bench::table::{Table, mib};
-use crate::bench::throughput::{BackendThroughput, ThroughputTask, measure, throughput_table};
+use crate::bench::throughput::{
+    BackendThroughput, ThroughputRound, ThroughputTask, measure, rounds_table, throughput_table,
+};
 use crate::cli::pretrain::MethodPreset;
 use crate::config::TrainConfig;
 use crate::model::TrunkKind;
@@ -228,6 +230,11 @@ struct ThroughputArgs {
     /// Also run benches/pytorch_reference.py per method and print the ratio.
     #[arg(long)]
     pytorch: bool,
+    /// Measure this many rounds, each all of edgessl's methods and then (with --pytorch) the
+    /// reference's, and print every round's img/s and ratio with the median ratio: on a
+    /// shared or thermally throttled machine one pair of runs can be off by 10-20 %.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
     /// Python interpreter with torch (default: $EDGESSL_PYTHON, else python3).
     #[arg(long)]
     python: Option<String>,
@@ -408,6 +415,8 @@ struct ThroughputReport<'a> {
     backends: &'a [BackendThroughput],
     pytorch: &'a [PytorchReport],
     pytorch_missing: Option<String>,
+    /// Every round (the fields above are round 1's).
+    rounds: &'a [ThroughputRound],
 }
 
 fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
@@ -427,52 +436,89 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
             a.roof_n
         );
     }
+    if a.rounds == 0 {
+        anyhow::bail!("--rounds 0: measure at least one round");
+    }
     crate::runtime::set_threads(base.train.threads)?;
     println!("# bench throughput: {}\n", shape_line(&base));
-    let mut results = Vec::new();
-    for &backend in &backends {
-        eprintln!("measuring on {backend} ...");
-        let task = ThroughputTask {
-            configs: configs.clone(),
-            warmup: a.warmup,
-            steps: a.steps,
-            roof_n: a.roof_n,
-            profile_ops: a.profile_ops,
-        };
-        results.push(measure(backend, task)?);
-    }
-    let mut torch_reports = Vec::new();
+    let python = a
+        .python
+        .clone()
+        .or_else(|| std::env::var("EDGESSL_PYTHON").ok())
+        .unwrap_or_else(|| "python3".into());
+    let threads = match base.train.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    };
     let mut torch_missing = None;
-    if a.pytorch {
-        let python = a
-            .python
-            .clone()
-            .or_else(|| std::env::var("EDGESSL_PYTHON").ok())
-            .unwrap_or_else(|| "python3".into());
-        let threads = match base.train.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            t => t,
-        };
+    let reference = if a.pytorch {
         match (torch_version(&python), find_script()) {
             (Ok(version), Some(script)) => {
                 eprintln!("PyTorch {version} via {python}, {threads} threads");
-                for c in &configs {
-                    eprintln!("measuring PyTorch {} ...", c.method.label());
-                    torch_reports.push(run_reference(
-                        &python, &script, c, a.steps, a.warmup, threads,
-                    )?);
-                }
+                Some(script)
             }
-            (Err(why), _) => torch_missing = Some(why),
+            (Err(why), _) => {
+                torch_missing = Some(why);
+                None
+            }
             (_, None) => {
-                torch_missing = Some(format!("{} not found", crate::bench::pytorch::SCRIPT))
+                torch_missing = Some(format!("{} not found", crate::bench::pytorch::SCRIPT));
+                None
             }
         }
+    } else {
+        None
+    };
+    let mut rounds = Vec::new();
+    let mut first_reports = Vec::new();
+    for round in 1..=a.rounds {
+        let tag = if a.rounds > 1 {
+            format!(" (round {round}/{})", a.rounds)
+        } else {
+            String::new()
+        };
+        let mut results = Vec::new();
+        for &backend in &backends {
+            eprintln!("measuring on {backend}{tag} ...");
+            let task = ThroughputTask {
+                configs: configs.clone(),
+                warmup: a.warmup,
+                steps: a.steps,
+                roof_n: a.roof_n,
+                // The per-op profile of round 1 is the one printed.
+                profile_ops: a.profile_ops && round == 1,
+            };
+            results.push(measure(backend, task)?);
+        }
+        let mut reports = Vec::new();
+        if let Some(script) = &reference {
+            for c in &configs {
+                eprintln!("measuring PyTorch {}{tag} ...", c.method.label());
+                reports.push(run_reference(
+                    &python, script, c, a.steps, a.warmup, threads,
+                )?);
+            }
+        }
+        rounds.push(ThroughputRound {
+            backends: results,
+            pytorch: reports
+                .iter()
+                .map(|r| (r.method.clone(), r.images_per_sec))
+                .collect(),
+        });
+        if round == 1 {
+            first_reports = reports;
+        }
     }
+    let results = rounds[0].backends.clone();
+    let torch_reports = first_reports;
     let ratios: Vec<(String, f64)> = torch_reports
         .iter()
         .map(|r| (r.method.clone(), r.images_per_sec))
         .collect();
+    if a.rounds > 1 {
+        println!("## Round 1\n");
+    }
     println!("{}", throughput_table(&results, &ratios));
     if !torch_reports.is_empty() {
         let mut t = Table::new([
@@ -495,6 +541,13 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
     }
     if let Some(why) = &torch_missing {
         println!("- PyTorch comparison skipped: {why}");
+    }
+    if a.rounds > 1 {
+        println!(
+            "## All {} rounds (edgessl, then the reference, in each)\n\n{}",
+            a.rounds,
+            rounds_table(&rounds)
+        );
     }
     for r in &results {
         for row in &r.rows {
@@ -536,6 +589,7 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
             backends: &results,
             pytorch: &torch_reports,
             pytorch_missing: torch_missing,
+            rounds: &rounds,
         };
         write_json(path, &report)?;
     }
