@@ -9,7 +9,8 @@
 //!   GEMM that reads the patches in place instead, see `implicit_gemm`)
 //! * input grad   `dcols[n] = Wᵀ · dY[n]`, then `col2im` (on AVX2 + FMA, an implicit GEMM
 //!   per stride phase of `dX` over the padded `dY` instead)
-//! * weight grad  `dW = Σ_n dY[n] · cols[n]ᵀ` (cols recomputed, not stored: 9x the input)
+//! * weight grad  `dW = Σ_n dY[n] · cols[n]ᵀ` (cols recomputed, not stored: 9x the input;
+//!   on AVX2 + FMA an implicit GEMM over groups of samples instead)
 //!
 //! The public [`conv2d`] is generic over `B: Backend`. It recognises the CPU backends
 //! compiled into this crate (flex, ndarray, candle, each bare or under `Autodiff` with the

@@ -23,9 +23,11 @@
 //! The input gradient is the same tile over `dy` (zero-padded planes), once per stride phase
 //! of `dx` ([`conv_backward_x`]): it gathers, where `gemm` + col2im scatter-adds.
 //!
-//! The weight gradient stays on im2col + `gemm`: the same tile with its roles turned (taps
-//! broadcast, `dyᵀ` as the vector operand, the sum over positions) measured 0.75-1.12x
-//! per layer, and that GEMM shape (`[K, P] · [P, CO]`, long sum) already runs near the roof.
+//! The weight gradient is the same tile with its roles turned ([`conv_backward_w`]): 6 taps
+//! broadcast, `dyᵀ` as the 16-lane operand, the sum over the positions of a group of
+//! samples. Its margin over `gemm` is smaller (1.02-1.09x on the 28 px trunk's 3x3 layers,
+//! 1.15-1.18x at 32²): that GEMM shape (`[K, P] · [P, CO]`, a long sum) is `gemm`'s best.
+//!
 //! Other CPUs (no AVX2, aarch64) keep the im2col + `gemm` path for everything, whose
 //! micro-kernels are NEON/AVX as the CPU allows.
 
@@ -72,6 +74,13 @@ pub(crate) fn pays_off_input_grad(co: usize, g: &ConvGeom) -> bool {
         && g.kw >= g.sw
         && co * g.kh * g.kw / (g.sh * g.sw) >= 64
         && !g.is_pointwise()
+}
+
+/// Whether the implicit weight gradient beats im2col + `gemm`: the rule of [`pays_off`],
+/// and no 1x1 kernel (there im2col is a plain subsample and `gemm` measured 1.04-1.19x
+/// faster; 3x3 kernels measured 0.98-1.18x in favour of the implicit GEMM).
+pub(crate) fn pays_off_weight_grad(co: usize, g: &ConvGeom) -> bool {
+    pays_off(co, g) && g.kh * g.kw > 1
 }
 
 /// Where the taps of one sample lie once it is split into padded phase planes.
@@ -203,9 +212,10 @@ struct TapGemm<'a> {
 }
 
 impl TapGemm<'_> {
-    /// Runs every 6x16 tile. Panics (before any unsafe read) if a tap could fall outside
-    /// `planes` or `packed` does not hold `K` rows per block.
-    fn run(&self, planes: &[f32], out: &mut [MaybeUninit<f32>]) {
+    /// Runs every 6x16 tile and hands it to `emit(block, first position, positions, tile)`.
+    /// Panics (before any unsafe read) if a tap could fall outside `planes` or `packed`
+    /// does not hold `K` rows per block.
+    fn tiles(&self, planes: &[f32], mut emit: impl FnMut(usize, usize, usize, &[[f32; NR]; MR])) {
         assert!(available(), "implicit GEMM needs AVX2 and FMA");
         let (k, p) = (self.tap_offsets.len(), self.position_bases.len());
         let blocks = self.lanes.div_ceil(NR);
@@ -216,13 +226,11 @@ impl TapGemm<'_> {
         let max_base = *self.position_bases.iter().max().expect("p > 0") as usize;
         let max_off = *self.tap_offsets.iter().max().expect("k > 0") as usize;
         assert!(max_base + max_off < planes.len(), "tap outside the planes");
-        let dst = |q: usize| self.position_dst.map_or(q, |d| d[q] as usize);
         for blk in 0..blocks {
             let a = &self.packed[blk * k * NR..(blk + 1) * k * NR];
-            let lanes = NR.min(self.lanes - blk * NR);
             for p0 in (0..p).step_by(MR) {
                 let rows = MR.min(p - p0);
-                // A short last tile repeats its last position (computed, not stored).
+                // A short last tile repeats its last position (computed, not emitted).
                 let bases: [u32; MR] =
                     std::array::from_fn(|m| self.position_bases[p0 + m.min(rows - 1)]);
                 let mut tile = [[0.0f32; NR]; MR];
@@ -237,14 +245,35 @@ impl TapGemm<'_> {
                         &mut tile,
                     )
                 };
-                for lane in 0..lanes {
-                    let channel = &mut out[(blk * NR + lane) * self.channel_stride..];
-                    for (m, row) in tile.iter().enumerate().take(rows) {
-                        channel[dst(p0 + m)].write(row[lane]);
-                    }
-                }
+                emit(blk, p0, rows, &tile);
             }
         }
+    }
+
+    /// Stores every output: `out[o·channel_stride + dst(p)]`.
+    fn run(&self, planes: &[f32], out: &mut [MaybeUninit<f32>]) {
+        let dst = |q: usize| self.position_dst.map_or(q, |d| d[q] as usize);
+        self.tiles(planes, |blk, p0, rows, tile| {
+            for lane in 0..NR.min(self.lanes - blk * NR) {
+                let channel = &mut out[(blk * NR + lane) * self.channel_stride..];
+                for (m, row) in tile.iter().enumerate().take(rows) {
+                    channel[dst(p0 + m)].write(row[lane]);
+                }
+            }
+        });
+    }
+
+    /// Adds every output into a position-major accumulator: `acc[p·stride + o] += …`
+    /// (`stride` at least the lanes rounded up to 16).
+    fn accumulate(&self, planes: &[f32], acc: &mut [f32], stride: usize) {
+        self.tiles(planes, |blk, p0, rows, tile| {
+            for (m, row) in tile.iter().enumerate().take(rows) {
+                let dst = &mut acc[(p0 + m) * stride + blk * NR..][..NR];
+                for (d, v) in dst.iter_mut().zip(row) {
+                    *d += *v;
+                }
+            }
+        });
     }
 }
 
@@ -399,6 +428,105 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
     unsafe { assume_init(dx) }
 }
 
+/// Weight gradient `dw[o, k] = Σ_n Σ_p dy[n][o, p] · x[n][base_p + off_k]`, returns `[CO, K]`.
+///
+/// The 6x16 tile with its roles turned: the 16 lanes are output channels of `dyᵀ` (packed
+/// `[CO/16][G·P][16]` for a group of `G` samples), the 6 broadcast rows are 6 taps, and the sum
+/// runs over the positions of all `G` samples at once, so a tile's 96 sums are added into the
+/// accumulator once per group instead of once per sample. `G` keeps a group's planes and `dyᵀ`
+/// within ~512 KiB (L2).
+pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+    let (k, p) = (g.k(), g.p());
+    let x_len = g.c * g.h * g.w;
+    assert_eq!(x.len(), g.n * x_len, "conv input is not [N, C, H, W]");
+    assert_eq!(
+        dy.len(),
+        g.n * co * p,
+        "conv output gradient is not [N, CO, HO, WO]"
+    );
+    let layout = PhaseLayout::new(g);
+    let planes_len = layout.len(g.c);
+    let blocks = co.div_ceil(NR);
+    let co_r = blocks * NR;
+    let per_sample = planes_len + co_r * p;
+    let group = (128 * 1024 / per_sample).clamp(1, g.n.max(1));
+    assert!(
+        u32::try_from(group * planes_len).is_ok(),
+        "conv sample too large for 32-bit offsets"
+    );
+    let bases: Vec<u32> = (0..group)
+        .flat_map(|s| {
+            layout
+                .position_bases
+                .iter()
+                .map(move |b| b + (s * planes_len) as u32)
+        })
+        .collect();
+    let acc = (0..g.n.div_ceil(group))
+        .into_par_iter()
+        .fold(
+            || vec![0.0f32; k * co_r],
+            |mut acc, gi| {
+                let samples = gi * group..((gi + 1) * group).min(g.n);
+                let len = samples.len();
+                with_scratch(group * per_sample, |buf| {
+                    let (planes, dyt) = buf.split_at_mut(group * planes_len);
+                    for (s, n) in samples.clone().enumerate() {
+                        layout.fill(
+                            &x[n * x_len..(n + 1) * x_len],
+                            g,
+                            &mut planes[s * planes_len..(s + 1) * planes_len],
+                        );
+                    }
+                    let rows = len * p;
+                    for blk in 0..blocks {
+                        let block = &mut dyt[blk * rows * NR..(blk + 1) * rows * NR];
+                        let lanes = NR.min(co - blk * NR);
+                        if lanes < NR {
+                            block.fill(0.0);
+                        }
+                        for (s, n) in samples.clone().enumerate() {
+                            let dy_n = &dy[n * co * p..(n + 1) * co * p];
+                            let rows_s = &mut block[s * p * NR..(s + 1) * p * NR];
+                            for (pp, row) in rows_s.chunks_exact_mut(NR).enumerate() {
+                                for (lane, d) in row.iter_mut().enumerate().take(lanes) {
+                                    *d = dy_n[(blk * NR + lane) * p + pp];
+                                }
+                            }
+                        }
+                    }
+                    let gemm = TapGemm {
+                        packed: &dyt[..blocks * rows * NR],
+                        tap_offsets: &bases[..rows],
+                        position_bases: &layout.tap_offsets,
+                        position_dst: None,
+                        lanes: co,
+                        channel_stride: 0,
+                    };
+                    gemm.accumulate(&planes[..len * planes_len], &mut acc, co_r);
+                });
+                acc
+            },
+        )
+        .reduce(
+            || vec![0.0f32; k * co_r],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x += *y;
+                }
+                a
+            },
+        );
+    let mut dw = uninit(co * k);
+    for (r, row) in acc.chunks_exact(co_r).enumerate() {
+        for (o, v) in row.iter().take(co).enumerate() {
+            dw[o * k + r].write(*v);
+        }
+    }
+    // SAFETY: (r, o) covers every index o*k + r of the [CO, K] result once.
+    unsafe { assume_init(dw) }
+}
+
 /// One 6x16 register tile: `tile[m][o] = Σ_k a[k][o] · planes[bases[m] + offs[k]]`.
 ///
 /// # Safety
@@ -448,7 +576,9 @@ unsafe fn tile_6x16(
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernels::{conv_backward_x_im2col, conv_forward_im2col};
+    use super::super::kernels::{
+        conv_backward_w_im2col, conv_backward_x_im2col, conv_forward_im2col,
+    };
     use super::*;
 
     fn data(len: usize, seed: usize) -> Vec<f32> {
@@ -527,6 +657,27 @@ mod tests {
                 &got,
                 &want,
                 &format!("input gradient, case {i} ({g:?}, co {co})"),
+            );
+        }
+    }
+
+    /// The implicit-GEMM weight gradient (samples grouped) agrees with im2col + `gemm`.
+    #[test]
+    fn implicit_weight_gradient_matches_im2col() {
+        if !available() {
+            eprintln!("no AVX2 + FMA: the implicit GEMM is not used on this CPU");
+            return;
+        }
+        for (i, &(xd, kd, s, pad, co)) in CASES.iter().enumerate() {
+            let g = ConvGeom::new(xd, kd, s, pad);
+            let x = data(xd.iter().product(), i);
+            let dy = data(g.n * co * g.p(), 5 * i + 3);
+            let want = conv_backward_w_im2col(&x, &dy, co, &g);
+            let got = conv_backward_w(&x, &dy, co, &g);
+            close(
+                &got,
+                &want,
+                &format!("weight gradient, case {i} ({g:?}, co {co})"),
             );
         }
     }

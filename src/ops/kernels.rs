@@ -490,6 +490,17 @@ fn conv_backward_x_flipped(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Ve
     conv_forward_im2col(dy, &wf, g.c, &gt)
 }
 
+/// Weight gradient `dw = Σ_n dy[n] ⋆ x[n]`. Returns `[CO, K]`.
+///
+/// The implicit GEMM of [`super::implicit_gemm`] where it runs and pays off; elsewhere
+/// [`conv_backward_w_im2col`].
+pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+    if super::implicit_gemm::available() && super::implicit_gemm::pays_off_weight_grad(co, g) {
+        return super::implicit_gemm::conv_backward_w(x, dy, co, g);
+    }
+    conv_backward_w_im2col(x, dy, co, g)
+}
+
 /// Weight gradient: `dw = Σ_n dy[n] · im2col(x[n])ᵀ`, accumulated per task and summed.
 /// Returns `[CO, K]`.
 ///
@@ -497,7 +508,7 @@ fn conv_backward_x_flipped(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Ve
 /// large operand (the columns) is then read row by row when the GEMM packs it, where the
 /// direct form packs it transposed, striding `P` floats per element (measured: the direct
 /// form's packing made the 28x28 weight gradient ~1.5x slower than the forward).
-pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+pub(crate) fn conv_backward_w_im2col(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
     let dw_t = (0..g.n)
