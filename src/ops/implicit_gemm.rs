@@ -34,7 +34,9 @@
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-use super::kernels::{ConvGeom, assume_init, uninit, with_scratch};
+use super::kernels::{
+    ConvGeom, add_into, assume_init, uninit, weight_from_tap_major, with_scratch,
+};
 
 /// Output positions per register tile (broadcast operand).
 const MR: usize = 6;
@@ -198,17 +200,14 @@ fn pack_weight(w: &[f32], co: usize, k: usize) -> Vec<f32> {
     packed
 }
 
-/// One implicit GEMM over the planes of one sample:
-/// `out[o·channel_stride + dst(p)] = Σ_k a[o][k] · planes[base(p) + off(k)]` for every output
-/// channel `o < lanes` and position `p`, with `a` packed by [`pack_weight`].
+/// One implicit GEMM over a sample's planes: `Σ_k a[o][k] · planes[base(p) + off(k)]` for
+/// every output channel (lane) `o < lanes` and position `p`, with `a` packed by
+/// [`pack_weight`]; [`TapGemm::store`] or [`TapGemm::accumulate`] says where results go.
 struct TapGemm<'a> {
     packed: &'a [f32],
     tap_offsets: &'a [u32],
     position_bases: &'a [u32],
-    /// Where position `p` goes within a channel of `out` (`None`: at `p`).
-    position_dst: Option<&'a [u32]>,
     lanes: usize,
-    channel_stride: usize,
 }
 
 impl TapGemm<'_> {
@@ -250,12 +249,19 @@ impl TapGemm<'_> {
         }
     }
 
-    /// Stores every output: `out[o·channel_stride + dst(p)]`.
-    fn run(&self, planes: &[f32], out: &mut [MaybeUninit<f32>]) {
-        let dst = |q: usize| self.position_dst.map_or(q, |d| d[q] as usize);
+    /// Stores every output at `out[o·channel_stride + dst(p)]`, `dst` mapping position `p`
+    /// within a channel (`None`: `p` itself).
+    fn store(
+        &self,
+        planes: &[f32],
+        out: &mut [MaybeUninit<f32>],
+        channel_stride: usize,
+        position_dst: Option<&[u32]>,
+    ) {
+        let dst = |q: usize| position_dst.map_or(q, |d| d[q] as usize);
         self.tiles(planes, |blk, p0, rows, tile| {
             for lane in 0..NR.min(self.lanes - blk * NR) {
-                let channel = &mut out[(blk * NR + lane) * self.channel_stride..];
+                let channel = &mut out[(blk * NR + lane) * channel_stride..];
                 for (m, row) in tile.iter().enumerate().take(rows) {
                     channel[dst(p0 + m)].write(row[lane]);
                 }
@@ -295,18 +301,16 @@ pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec
         packed: &packed,
         tap_offsets: &layout.tap_offsets,
         position_bases: &layout.position_bases,
-        position_dst: None,
         lanes: co,
-        channel_stride: p,
     };
     let mut y = uninit(g.n * co * p);
     y.par_chunks_mut(co * p).enumerate().for_each(|(n, y_n)| {
         with_scratch(planes_len, |planes| {
             layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes);
-            gemm.run(planes, y_n);
+            gemm.store(planes, y_n, p, None);
         });
     });
-    // SAFETY: TapGemm::run wrote every (channel, position) of every sample.
+    // SAFETY: TapGemm::store wrote every (channel, position) of every sample.
     unsafe { assume_init(y) }
 }
 
@@ -415,11 +419,9 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
                     packed: &phase.packed,
                     tap_offsets: &phase.tap_offsets,
                     position_bases: &phase.position_bases,
-                    position_dst: Some(&phase.position_dst),
                     lanes: g.c,
-                    channel_stride: g.h * g.w,
                 }
-                .run(planes, dx_n);
+                .store(planes, dx_n, g.h * g.w, Some(&phase.position_dst));
             }
         });
     });
@@ -499,32 +501,15 @@ pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) ->
                         packed: &dyt[..blocks * rows * NR],
                         tap_offsets: &bases[..rows],
                         position_bases: &layout.tap_offsets,
-                        position_dst: None,
                         lanes: co,
-                        channel_stride: 0,
                     };
                     gemm.accumulate(&planes[..len * planes_len], &mut acc, co_r);
                 });
                 acc
             },
         )
-        .reduce(
-            || vec![0.0f32; k * co_r],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    *x += *y;
-                }
-                a
-            },
-        );
-    let mut dw = uninit(co * k);
-    for (r, row) in acc.chunks_exact(co_r).enumerate() {
-        for (o, v) in row.iter().take(co).enumerate() {
-            dw[o * k + r].write(*v);
-        }
-    }
-    // SAFETY: (r, o) covers every index o*k + r of the [CO, K] result once.
-    unsafe { assume_init(dw) }
+        .reduce(|| vec![0.0f32; k * co_r], add_into);
+    weight_from_tap_major(&acc, co_r, co, k)
 }
 
 /// One 6x16 register tile: `tile[m][o] = Σ_k a[k][o] · planes[bases[m] + offs[k]]`.

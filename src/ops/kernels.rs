@@ -531,18 +531,24 @@ pub(crate) fn conv_backward_w_im2col(x: &[f32], dy: &[f32], co: usize, g: &ConvG
             },
         )
         .map(|(acc, _)| acc)
-        .reduce(
-            || vec![0.0f32; k * co],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    *x += *y;
-                }
-                a
-            },
-        );
+        .reduce(|| vec![0.0f32; k * co], add_into);
+    weight_from_tap_major(&dw_t, co, co, k)
+}
+
+/// `a += b`, returning `a`: the reduce step of per-task weight-gradient accumulators.
+pub(super) fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    for (x, y) in a.iter_mut().zip(&b) {
+        *x += *y;
+    }
+    a
+}
+
+/// The `[CO, K]` weight gradient from a tap-major accumulator `[K][stride]` whose first `co`
+/// entries per row are the output channels.
+pub(super) fn weight_from_tap_major(acc: &[f32], stride: usize, co: usize, k: usize) -> Vec<f32> {
     let mut dw = uninit(co * k);
-    for (r, row) in dw_t.chunks_exact(co).enumerate() {
-        for (o, v) in row.iter().enumerate() {
+    for (r, row) in acc.chunks_exact(stride).take(k).enumerate() {
+        for (o, v) in row.iter().take(co).enumerate() {
             dw[o * k + r].write(*v);
         }
     }
