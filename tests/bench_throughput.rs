@@ -8,36 +8,23 @@ fn edgessl(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-const TINY: &[&str] = &[
-    "bench",
-    "throughput",
-    "--methods",
-    "simsiam,directpred",
-    "--width",
-    "8",
-    "--image-size",
-    "12",
-    "--in-channels",
-    "1",
-    "--dim",
-    "16",
-    "--projector-hidden",
-    "32",
-    "--batch",
-    "4",
-    "--warmup",
-    "0",
-    "--steps",
-    "1",
-    "--roof-n",
-    "64",
-];
+mod common;
+
+/// `bench throughput` on two methods of the tiny model, one timed step each.
+fn tiny() -> Vec<&'static str> {
+    let mut args = vec!["bench", "throughput", "--methods", "simsiam,directpred"];
+    args.extend(common::TINY_MODEL_FLAGS);
+    args.extend([
+        "--batch", "4", "--warmup", "0", "--steps", "1", "--roof-n", "64",
+    ]);
+    args
+}
 
 #[test]
 fn rounds_are_each_measured_and_tabled() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("t.json");
-    let mut args = TINY.to_vec();
+    let mut args = tiny();
     let json_arg = json.to_str().unwrap();
     args.extend([
         "--rounds",
@@ -89,7 +76,7 @@ fn rounds_are_each_measured_and_tabled() {
 
 #[test]
 fn zero_rounds_is_refused_by_name() {
-    let mut args = TINY.to_vec();
+    let mut args = tiny();
     args.extend(["--rounds", "0"]);
     let out = edgessl(&args);
     assert!(!out.status.success());

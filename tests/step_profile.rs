@@ -160,35 +160,21 @@ fn edgessl(args: &[&str], out: &std::path::Path) -> std::process::Output {
 fn bench_throughput_profile_ops_prints_the_phase_and_layer_tables() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("t.json");
-    let out = edgessl(
-        &[
-            "bench",
-            "throughput",
-            "--methods",
-            "directpred",
-            "--width",
-            "8",
-            "--image-size",
-            "12",
-            "--in-channels",
-            "1",
-            "--dim",
-            "16",
-            "--projector-hidden",
-            "32",
-            "--batch",
-            "4",
-            "--warmup",
-            "0",
-            "--steps",
-            "2",
-            "--roof-n",
-            "64",
-            "--profile-ops",
-            "--json",
-        ],
-        &json,
-    );
+    let mut args = vec!["bench", "throughput", "--methods", "directpred"];
+    args.extend(common::TINY_MODEL_FLAGS);
+    args.extend([
+        "--batch",
+        "4",
+        "--warmup",
+        "0",
+        "--steps",
+        "2",
+        "--roof-n",
+        "64",
+        "--profile-ops",
+        "--json",
+    ]);
+    let out = edgessl(&args, &json);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -18,6 +18,20 @@ pub type B = Autodiff<burn::backend::NdArray>;
 #[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
 pub type B = Autodiff<burn::backend::Candle>;
 
+/// [`tiny_model`] as the CLI's shape flags, for tests that run the binary.
+pub const TINY_MODEL_FLAGS: &[&str] = &[
+    "--width",
+    "8",
+    "--image-size",
+    "12",
+    "--in-channels",
+    "1",
+    "--dim",
+    "16",
+    "--projector-hidden",
+    "32",
+];
+
 /// A tiny model so tests run in milliseconds per step.
 pub fn tiny_model() -> ModelConfig {
     ModelConfig {
