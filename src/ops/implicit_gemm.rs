@@ -1,5 +1,5 @@
-//! Convolution forward and input gradient as implicit GEMMs on x86-64 with AVX2 + FMA: no
-//! im2col, no col2im.
+//! Convolution forward, input gradient and weight gradient as implicit GEMMs on x86-64 with
+//! AVX2 + FMA: no im2col, no col2im.
 //!
 //! Why: the im2col path copies each sample's patches into a `[K, P]` column matrix (9x the
 //! input for a 3x3 kernel) and the GEMM then packs that matrix once more. With as few as 32
@@ -183,6 +183,15 @@ fn valid(len: usize, len_p: usize, s: usize, phase: usize, pad: usize) -> (usize
     (lo.min(hi), hi)
 }
 
+/// Panics unless every index into a planes buffer of `len` floats fits the `u32` offsets
+/// and bases (checked before they are computed with `as u32`).
+fn assert_offsets_fit(len: usize) {
+    assert!(
+        u32::try_from(len).is_ok(),
+        "conv sample too large for 32-bit offsets"
+    );
+}
+
 /// The weight `[CO, K]` packed as `[ceil(CO/16)][K][16]`, zero past `CO`.
 fn pack_weight(w: &[f32], co: usize, k: usize) -> Vec<f32> {
     let blocks = co.div_ceil(NR);
@@ -292,10 +301,7 @@ pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec
     let x_len = g.c * g.h * g.w;
     assert_eq!(x.len(), g.n * x_len, "conv input is not [N, C, H, W]");
     let planes_len = layout.len(g.c);
-    assert!(
-        u32::try_from(planes_len).is_ok(),
-        "conv sample too large for 32-bit offsets"
-    );
+    assert_offsets_fit(planes_len);
     let packed = pack_weight(w, co, k);
     let gemm = TapGemm {
         packed: &packed,
@@ -345,10 +351,7 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
     let wd = (g.w - 1 + g.pw) / g.sw + 1 + pad_w;
     let plane = hd * wd;
     let planes_len = co * plane;
-    assert!(
-        u32::try_from(planes_len).is_ok(),
-        "conv sample too large for 32-bit offsets"
-    );
+    assert_offsets_fit(planes_len);
     let mut phases = Vec::with_capacity(g.sh * g.sw);
     for alpha in 0..g.sh {
         for beta in 0..g.sw {
@@ -452,10 +455,7 @@ pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) ->
     let co_r = blocks * NR;
     let per_sample = planes_len + co_r * p;
     let group = (128 * 1024 / per_sample).clamp(1, g.n.max(1));
-    assert!(
-        u32::try_from(group * planes_len).is_ok(),
-        "conv sample too large for 32-bit offsets"
-    );
+    assert_offsets_fit(group * planes_len);
     let bases: Vec<u32> = (0..group)
         .flat_map(|s| {
             layout
@@ -582,11 +582,13 @@ mod tests {
         }
     }
 
+    /// `([n, c, h, w], [kh, kw], [sh, sw], [ph, pw], co)`.
+    type Case = ([usize; 4], [usize; 2], [usize; 2], [usize; 2], usize);
+
     /// Kernels, strides and paddings the trunks use, and awkward ones: channel counts off
     /// the 16-lane block, position and tap counts off the 6-row tile, padding wider than the
-    /// stride, non-square everything. `([n, c, h, w], [kh, kw], [sh, sw], [ph, pw], co)`.
-    #[allow(clippy::type_complexity)]
-    const CASES: &[([usize; 4], [usize; 2], [usize; 2], [usize; 2], usize)] = &[
+    /// stride, non-square everything.
+    const CASES: &[Case] = &[
         ([2, 3, 8, 8], [3, 3], [1, 1], [1, 1], 16),
         ([2, 1, 7, 7], [3, 3], [1, 1], [1, 1], 32),
         ([3, 5, 9, 7], [3, 3], [2, 2], [1, 1], 20),
@@ -599,21 +601,49 @@ mod tests {
         ([5, 8, 7, 7], [3, 3], [1, 1], [1, 1], 48),
     ];
 
-    /// The implicit-GEMM forward agrees with im2col + `gemm`.
-    #[test]
-    fn implicit_forward_matches_im2col() {
+    /// Checks `implicit` against `reference` on every case: each gets the case's index, its
+    /// geometry and `co`, and returns its result.
+    fn agrees_with_im2col<'a>(
+        what: &str,
+        cases: impl IntoIterator<Item = &'a Case>,
+        implicit: impl Fn(usize, &ConvGeom, usize) -> Vec<f32>,
+        reference: impl Fn(usize, &ConvGeom, usize) -> Vec<f32>,
+    ) {
         if !available() {
             eprintln!("no AVX2 + FMA: the implicit GEMM is not used on this CPU");
             return;
         }
-        for (i, &(xd, kd, s, pad, co)) in CASES.iter().enumerate() {
+        for (i, &(xd, kd, s, pad, co)) in cases.into_iter().enumerate() {
             let g = ConvGeom::new(xd, kd, s, pad);
-            let x = data(xd.iter().product(), i);
-            let w = data(co * g.k(), 7 * i + 1);
-            let want = conv_forward_im2col(&x, &w, co, &g);
-            let got = conv_forward(&x, &w, co, &g);
-            close(&got, &want, &format!("forward, case {i} ({g:?}, co {co})"));
+            close(
+                &implicit(i, &g, co),
+                &reference(i, &g, co),
+                &format!("{what}, case {i} ({g:?}, co {co})"),
+            );
         }
+    }
+
+    fn input(i: usize, g: &ConvGeom) -> Vec<f32> {
+        data(g.n * g.c * g.h * g.w, i)
+    }
+
+    fn weight(i: usize, g: &ConvGeom, co: usize) -> Vec<f32> {
+        data(co * g.k(), 7 * i + 1)
+    }
+
+    fn output_grad(i: usize, g: &ConvGeom, co: usize) -> Vec<f32> {
+        data(g.n * co * g.p(), 5 * i + 3)
+    }
+
+    /// The implicit-GEMM forward agrees with im2col + `gemm`.
+    #[test]
+    fn implicit_forward_matches_im2col() {
+        agrees_with_im2col(
+            "forward",
+            CASES,
+            |i, g, co| conv_forward(&input(i, g), &weight(i, g, co), co, g),
+            |i, g, co| conv_forward_im2col(&input(i, g), &weight(i, g, co), co, g),
+        );
     }
 
     /// The implicit-GEMM input gradient (one GEMM per stride phase) agrees with
@@ -621,49 +651,25 @@ mod tests {
     /// kernel, where some pixels get no gradient at all.
     #[test]
     fn implicit_input_gradient_matches_im2col() {
-        if !available() {
-            eprintln!("no AVX2 + FMA: the implicit GEMM is not used on this CPU");
-            return;
-        }
-        for (i, &(xd, kd, s, pad, co)) in CASES
-            .iter()
-            .chain(&[
+        agrees_with_im2col(
+            "input gradient",
+            CASES.iter().chain(&[
                 ([2, 3, 9, 8], [1, 1], [3, 2], [0, 0], 18),
                 ([1, 2, 6, 6], [2, 2], [1, 1], [3, 2], 4),
-            ])
-            .enumerate()
-        {
-            let g = ConvGeom::new(xd, kd, s, pad);
-            let w = data(co * g.k(), 7 * i + 1);
-            let dy = data(g.n * co * g.p(), 5 * i + 3);
-            let want = conv_backward_x_im2col(&dy, &w, co, &g);
-            let got = conv_backward_x(&dy, &w, co, &g);
-            close(
-                &got,
-                &want,
-                &format!("input gradient, case {i} ({g:?}, co {co})"),
-            );
-        }
+            ]),
+            |i, g, co| conv_backward_x(&output_grad(i, g, co), &weight(i, g, co), co, g),
+            |i, g, co| conv_backward_x_im2col(&output_grad(i, g, co), &weight(i, g, co), co, g),
+        );
     }
 
     /// The implicit-GEMM weight gradient (samples grouped) agrees with im2col + `gemm`.
     #[test]
     fn implicit_weight_gradient_matches_im2col() {
-        if !available() {
-            eprintln!("no AVX2 + FMA: the implicit GEMM is not used on this CPU");
-            return;
-        }
-        for (i, &(xd, kd, s, pad, co)) in CASES.iter().enumerate() {
-            let g = ConvGeom::new(xd, kd, s, pad);
-            let x = data(xd.iter().product(), i);
-            let dy = data(g.n * co * g.p(), 5 * i + 3);
-            let want = conv_backward_w_im2col(&x, &dy, co, &g);
-            let got = conv_backward_w(&x, &dy, co, &g);
-            close(
-                &got,
-                &want,
-                &format!("weight gradient, case {i} ({g:?}, co {co})"),
-            );
-        }
+        agrees_with_im2col(
+            "weight gradient",
+            CASES,
+            |i, g, co| conv_backward_w(&input(i, g), &output_grad(i, g, co), co, g),
+            |i, g, co| conv_backward_w_im2col(&input(i, g), &output_grad(i, g, co), co, g),
+        );
     }
 }
