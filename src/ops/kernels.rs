@@ -582,6 +582,7 @@ macro_rules! simd_dispatch {
         $call
     }};
 }
+pub(super) use simd_dispatch;
 
 /// `g` where the pre-activation `pre` is positive, `+0.0` elsewhere (ReLU's backward), as a
 /// bit mask rather than a branch on the comparison.
