@@ -1,5 +1,6 @@
 //! `edgessl::ops` BatchNorm against burn's stock `BatchNorm`: outputs, gradients (input,
-//! gamma, beta), running statistics and inference mode, on every compiled CPU backend.
+//! gamma, beta, and the residual of BatchNorm + add + ReLU), running statistics and
+//! inference mode, on every compiled CPU backend.
 
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Param};
@@ -137,6 +138,81 @@ fn check_4d<B: Backend>(shape: [usize; 4], affine: bool, relu: bool) {
     }
 }
 
+/// `ops::batch_norm_add_relu_train` (a residual block's end) against `relu(stock(x) + r)`:
+/// output, the gradients of x, the residual, gamma and beta, the batch statistics; and on
+/// the bare backend against `ops::batch_norm_train` then add and ReLU.
+fn check_add_relu<B: Backend>(shape: [usize; 4]) {
+    let dev = B::Device::default();
+    let ctx = format!("{shape:?} add+relu");
+    let c = shape[1];
+    let bn = stock_bn::<B>(c, &dev);
+    let x = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(3., 2.), &dev);
+    let r = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(0., 1.), &dev);
+    let w = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(0., 1.), &dev);
+
+    let (xs, rs) = (x.clone().require_grad(), r.clone().require_grad());
+    let ys = burn::tensor::activation::relu(bn.forward(xs.clone()) + rs.clone());
+    let gs = (ys.clone() * w.clone()).sum().backward();
+
+    let (xf, rf) = (x.clone().require_grad(), r.clone().require_grad());
+    let gamma = bn.gamma.val().detach().require_grad();
+    let beta = bn.beta.val().detach().require_grad();
+    let (yf, mean, var) =
+        ops::batch_norm_add_relu_train(xf.clone(), rf.clone(), gamma.clone(), beta.clone(), EPS);
+    let gf = (yf.clone() * w).sum().backward();
+
+    let zeros = yf
+        .clone()
+        .inner()
+        .equal_elem(0.0)
+        .int()
+        .sum()
+        .into_scalar()
+        .elem::<i64>();
+    let total: usize = shape.iter().product();
+    assert!(
+        zeros > 0 && (zeros as usize) < total,
+        "{ctx}: {zeros} of {total} clipped"
+    );
+    assert!(
+        rel_err(yf.clone().inner(), ys.inner()) < TOL,
+        "{ctx}: forward"
+    );
+    let grads = [
+        ("input", xf.grad(&gf), xs.grad(&gs)),
+        ("residual", rf.grad(&gf), rs.grad(&gs)),
+    ];
+    for (what, got, want) in grads {
+        assert!(
+            rel_err(got.unwrap(), want.unwrap()) < TOL,
+            "{ctx}: {what} grad"
+        );
+    }
+    let params = [
+        ("gamma", gamma.grad(&gf), bn.gamma.val().grad(&gs)),
+        ("beta", beta.grad(&gf), bn.beta.val().grad(&gs)),
+    ];
+    for (what, got, want) in params {
+        assert!(
+            rel_err(got.unwrap(), want.unwrap()) < TOL,
+            "{ctx}: {what} grad"
+        );
+    }
+    let (_, mean_ref, var_ref) =
+        ops::batch_norm_train(x.clone(), Some(gamma.clone()), Some(beta.clone()), EPS);
+    assert!(rel_err(mean.inner(), mean_ref.inner()) < TOL, "{ctx}: mean");
+    assert!(rel_err(var.inner(), var_ref.inner()) < TOL, "{ctx}: var");
+
+    // Bare backend (no autodiff): batch statistics, same values.
+    let (xi, ri) = (x.inner(), r.inner());
+    let (gi, bi) = (gamma.inner(), beta.inner());
+    let (y, _, _) =
+        ops::batch_norm_add_relu_train(xi.clone(), ri.clone(), gi.clone(), bi.clone(), EPS);
+    let (y_bn, _, _) = ops::batch_norm_train(xi, Some(gi), Some(bi), EPS);
+    let y_ref = burn::tensor::activation::relu(y_bn + ri);
+    assert!(rel_err(y, y_ref) < TOL, "{ctx}: bare backend");
+}
+
 fn check_2d<B: Backend>(shape: [usize; 2]) {
     let dev = B::Device::default();
     let c = shape[1];
@@ -247,6 +323,7 @@ fn check_all<B: Backend>() {
             check_4d::<B>(shape, true, relu);
             check_4d::<B>(shape, false, relu);
         }
+        check_add_relu::<B>(shape);
     }
     check_2d::<B>([8, 5]);
     check_2d::<B>([2, 3]);

@@ -5,7 +5,6 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, backend::Backend};
 
@@ -99,7 +98,7 @@ impl<B: Backend> BasicBlock<B> {
             None => x.clone(),
         };
         let y = self.bn1.forward4_relu(apply_conv(&self.conv1, x));
-        let y = self.bn2.forward4(apply_conv(&self.conv2, y));
-        relu(y + shortcut)
+        self.bn2
+            .forward4_add_relu(apply_conv(&self.conv2, y), shortcut)
     }
 }

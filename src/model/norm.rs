@@ -75,6 +75,27 @@ impl<B: Backend> BatchNorm<B> {
         burn::tensor::activation::relu(self.forward4(x))
     }
 
+    /// `relu(forward4(x) + residual)`, the end of a residual block: one fused op in training
+    /// where the backend has the fused kernels and the norm is affine.
+    pub fn forward4_add_relu(&self, x: Tensor<B, 4>, residual: Tensor<B, 4>) -> Tensor<B, 4> {
+        if let (Some(gamma), Some(beta)) = (&self.gamma, &self.beta)
+            && super::fast_ops()
+            && B::ad_enabled(&x.device())
+        {
+            let [n, c, h, w] = x.dims();
+            let (y, mean, var) = crate::ops::batch_norm_add_relu_train(
+                x,
+                residual,
+                gamma.val(),
+                beta.val(),
+                self.epsilon,
+            );
+            self.update_running(mean.reshape([1, c]), var.reshape([1, c]), n * h * w);
+            return y;
+        }
+        burn::tensor::activation::relu(self.forward4(x) + residual)
+    }
+
     /// Training mode through `src/ops` (fused host kernels with an explicit backward where
     /// the backend has them), with or without the ReLU that follows.
     fn forward4_fused(&self, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {

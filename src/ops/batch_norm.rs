@@ -29,7 +29,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::host::{HostBuf, cast, device_tensor, host};
-use super::kernels::{bn_apply, bn_backward, bn_stats};
+use super::kernels::{bn_apply, bn_apply_add_relu, bn_backward, bn_stats, relu_grad_by_output};
 use crate::step_profile::kernel;
 
 /// Expands a per-channel `[1, C]` row to one value per row of the `[N*C, HW]` view.
@@ -75,6 +75,41 @@ pub fn batch_norm_relu_train<B: Backend>(
     eps: f64,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
     batch_norm_train_act(x, gamma, beta, eps, true)
+}
+
+/// `relu(BN(x) + residual)` in training mode with affine parameters: the end of a residual
+/// block. On the fused path (f32 on flex / candle, bare or under `Autodiff`) it is one pass
+/// over the map forward instead of three (BatchNorm, add, ReLU), and one backward that hands
+/// the residual its gradient; the ReLU mask comes from the saved output, which the next layer
+/// keeps anyway, so nothing extra is stored on flex. Elsewhere it is burn's add and `relu`
+/// after [`batch_norm_train`]. Returns `(y, mean, var)` as [`batch_norm_train`] does.
+pub fn batch_norm_add_relu_train<B: Backend>(
+    x: Tensor<B, 4>,
+    residual: Tensor<B, 4>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let unfused = |x, residual, gamma, beta| {
+        let (y, mean, var) = batch_norm_train(x, Some(gamma), Some(beta), eps);
+        (burn::tensor::activation::relu(y + residual), mean, var)
+    };
+    let fused = [x.dtype(), residual.dtype(), gamma.dtype(), beta.dtype()]
+        .iter()
+        .all(|d| *d == DType::F32)
+        && x.dims() == residual.dims();
+    if !fused {
+        return unfused(x, residual, gamma, beta);
+    }
+    let device = x.device();
+    let c = x.dims()[1];
+    match dispatch_add_relu(x, residual, gamma, beta, eps) {
+        Ok((y, mean, var)) => {
+            let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
+            (y, stat(mean), stat(var))
+        }
+        Err((x, residual, gamma, beta)) => unfused(x, residual, gamma, beta),
+    }
 }
 
 fn batch_norm_train_act<B: Backend>(
@@ -196,6 +231,192 @@ fn dispatch<B: Backend>(
     Err((x, affine))
 }
 
+type AddReluInputs<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>);
+
+/// [`dispatch`] for BatchNorm + add + ReLU.
+#[allow(deprecated)] // burn-candle
+fn dispatch_add_relu<B: Backend>(
+    x: Tensor<B, 4>,
+    residual: Tensor<B, 4>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+) -> Result<BnOut<B>, AddReluInputs<B>> {
+    let id = TypeId::of::<B>();
+    let dims = x.dims();
+    const OP: &str = "batchnorm+add+relu forward";
+    macro_rules! route {
+        ($inner:ty) => {
+            if id == TypeId::of::<$inner>() {
+                let (y, m, v) = kernel(
+                    OP,
+                    || bn_label(dims),
+                    0.0,
+                    || {
+                        bn_add_relu_plain::<$inner>(
+                            cast(x),
+                            cast(residual),
+                            cast(gamma),
+                            cast(beta),
+                            eps,
+                        )
+                    },
+                );
+                return Ok((cast(y), m, v));
+            }
+            if id == TypeId::of::<Autodiff<$inner>>() {
+                let (y, m, v) = kernel(
+                    OP,
+                    || bn_label(dims),
+                    0.0,
+                    || {
+                        bn_add_relu_autodiff::<$inner>(
+                            cast(x),
+                            cast(residual),
+                            cast(gamma),
+                            cast(beta),
+                            eps,
+                        )
+                    },
+                );
+                return Ok((cast(y), m, v));
+            }
+        };
+    }
+    // Not ndarray, for the reason given in `dispatch`.
+    #[cfg(feature = "flex")]
+    route!(burn::backend::Flex);
+    #[cfg(feature = "candle")]
+    route!(burn::backend::Candle);
+    let _ = (id, eps, dims);
+    Err((x, residual, gamma, beta))
+}
+
+/// The fused forward of BatchNorm + add + ReLU on host values: `(y, mean, var, inv_std)`.
+fn add_relu_forward(
+    x: &[f32],
+    residual: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    [n, c, h, w]: [usize; 4],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mean, var) = bn_stats(x, n, c, h * w);
+    let inv = inv_std(&var, eps);
+    let (scale, shift) = scale_shift(&mean, &inv, Some((gamma, beta)));
+    let y = bn_apply_add_relu(x, residual, &scale, &shift, c, h * w);
+    (y, mean, var, inv)
+}
+
+/// Fused BatchNorm + add + ReLU on a non-autodiff backend.
+fn bn_add_relu_plain<B: Backend>(
+    x: Tensor<B, 4>,
+    residual: Tensor<B, 4>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+) -> BnOut<B> {
+    let dims = x.dims();
+    let device = x.device();
+    let [xh, rh] = [x, residual].map(|t| host::<B, 4>(t.into_primitive().tensor()));
+    let [gh, bh] = [gamma, beta].map(|t| host::<B, 1>(t.into_primitive().tensor()));
+    let (y, mean, var, _) = add_relu_forward(&xh, &rh, &gh, &bh, eps, dims);
+    let y = device_tensor::<B, 4>(y, dims, &device);
+    (Tensor::from_primitive(TensorPrimitive::Float(y)), mean, var)
+}
+
+/// Fused BatchNorm + add + ReLU on `Autodiff<B>`, recording the explicit backward.
+fn bn_add_relu_autodiff<B: Backend>(
+    x: Tensor<Autodiff<B>, 4>,
+    residual: Tensor<Autodiff<B>, 4>,
+    gamma: Tensor<Autodiff<B>, 1>,
+    beta: Tensor<Autodiff<B>, 1>,
+    eps: f64,
+) -> BnOut<Autodiff<B>> {
+    let dims = x.dims();
+    let device = x.device();
+    let [x, residual] = [x, residual].map(|t| t.into_primitive().tensor());
+    let [gamma, beta] = [gamma, beta].map(|t| t.into_primitive().tensor());
+    let xh = host::<B, 4>(x.primitive);
+    let rh = host::<B, 4>(residual.primitive);
+    let gh = host::<B, 1>(gamma.primitive);
+    let bh = host::<B, 1>(beta.primitive);
+    let (y, mean, var, inv) = add_relu_forward(&xh, &rh, &gh, &bh, eps, dims);
+    drop(rh);
+    let y = device_tensor::<B, 4>(y, dims, &device);
+    let out = match BnAddReluBackward
+        .prepare::<NoCheckpointing>([x.node, residual.node, gamma.node, beta.node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = SavedBnAddRelu {
+                bn: SavedBn {
+                    x: Arc::new(xh),
+                    mean: Arc::new(mean.clone()),
+                    inv_std: Arc::new(inv),
+                    gamma: Some(Arc::new(gh)),
+                    relu: None,
+                    dims,
+                },
+                // On flex a second reference to the output's storage, not a copy.
+                out: Arc::new(host::<B, 4>(y.clone())),
+            };
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(out)),
+        mean,
+        var,
+    )
+}
+
+/// What the backward of BatchNorm + add + ReLU keeps: the BatchNorm's state and the output.
+#[derive(Debug, Clone)]
+struct SavedBnAddRelu {
+    bn: SavedBn,
+    out: Arc<HostBuf>,
+}
+
+/// Backward of BatchNorm + add + ReLU (parents: x, residual, γ, β).
+#[derive(Debug)]
+struct BnAddReluBackward;
+
+impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
+    type State = SavedBnAddRelu;
+
+    fn backward(self, ops: Ops<SavedBnAddRelu, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        let state = &ops.state;
+        let out = kernel(
+            "batchnorm+add+relu backward",
+            || bn_label(state.bn.dims),
+            0.0,
+            || {
+                let device = B::float_device(&dy);
+                let dims = state.bn.dims;
+                // The gradient past the ReLU is the residual's, and BatchNorm's upstream one.
+                let g = relu_grad_by_output(&host::<B, 4>(dy), &state.out);
+                let (dx, dg, db) = state.bn.grads_host(&g);
+                let c = dims[1];
+                [
+                    device_tensor::<B, 4>(dx, dims, &device),
+                    device_tensor::<B, 4>(g, dims, &device),
+                    device_tensor::<B, 1>(dg, [c], &device),
+                    device_tensor::<B, 1>(db, [c], &device),
+                ]
+            },
+        );
+        for (parent, g) in ops.parents.into_iter().zip(out) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
 /// The layer as the step profile names it: `NxCxHxW`.
 fn bn_label([n, c, h, w]: [usize; 4]) -> String {
     format!("{n}x{c}x{h}x{w}")
@@ -285,11 +506,21 @@ impl SavedBn {
         dy: burn::tensor::ops::FloatTensor<B>,
     ) -> [burn::tensor::ops::FloatTensor<B>; 3] {
         let device = B::float_device(&dy);
+        let c = self.dims[1];
+        let (dx, dg, db) = self.grads_host(&host::<B, 4>(dy));
+        [
+            device_tensor::<B, 4>(dx, self.dims, &device),
+            device_tensor::<B, 1>(dg, [c], &device),
+            device_tensor::<B, 1>(db, [c], &device),
+        ]
+    }
+
+    /// `(dx, dgamma, dbeta)` on the host.
+    fn grads_host(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let [n, c, h, w] = self.dims;
-        let dy = host::<B, 4>(dy);
-        let (dx, dg, db) = bn_backward(
+        bn_backward(
             &self.x,
-            &dy,
+            dy,
             &self.mean,
             &self.inv_std,
             self.gamma.as_deref().map(|g| &g[..]),
@@ -299,12 +530,7 @@ impl SavedBn {
             n,
             c,
             h * w,
-        );
-        [
-            device_tensor::<B, 4>(dx, self.dims, &device),
-            device_tensor::<B, 1>(dg, [c], &device),
-            device_tensor::<B, 1>(db, [c], &device),
-        ]
+        )
     }
 }
 

@@ -629,6 +629,26 @@ fn apply_plane_body(y: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, relu:
     }
 }
 
+/// `y = max(x·a + b + r, 0)` over one plane: BatchNorm, residual add and ReLU in one pass.
+fn apply_plane_add_relu(y: &mut [MaybeUninit<f32>], x: &[f32], r: &[f32], a: f32, b: f32) {
+    simd_dispatch!(
+        |y: &mut [MaybeUninit<f32>], x: &[f32], r: &[f32], a: f32, b: f32| -> () {
+            for ((d, s), t) in y.iter_mut().zip(x).zip(r) {
+                d.write((*s * a + b + *t).max(0.0));
+            }
+        }
+    )
+}
+
+/// `g = dy` where the ReLU's output `y` is positive, `+0.0` elsewhere, over one chunk.
+fn relu_grad_chunk(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
+    simd_dispatch!(|g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]| -> () {
+        for ((d, gv), yv) in g.iter_mut().zip(dy).zip(y) {
+            d.write(relu_gate(*yv, *gv));
+        }
+    })
+}
+
 /// [`plane_grad_sums`] with the gate chosen at run time.
 fn grad_sums(x: &[f32], dy: &[f32], mu: f32, a: f32, b: f32, gated: bool) -> (f32, f32) {
     simd_dispatch!(
@@ -779,6 +799,52 @@ pub(crate) fn bn_apply(
         });
     // SAFETY: the chunks cover y (same length as x) and every element was written.
     unsafe { assume_init(y) }
+}
+
+/// `relu(x · scale[c] + shift[c] + r)` over `[N, C, HW]`, one sample per task: the end of
+/// a residual block (BatchNorm, the shortcut's add and the ReLU) in one pass.
+pub(crate) fn bn_apply_add_relu(
+    x: &[f32],
+    r: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    c: usize,
+    hw: usize,
+) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        r.len(),
+        "residual and BatchNorm input differ in size"
+    );
+    let mut y = uninit(x.len());
+    y.par_chunks_mut(c * hw)
+        .zip(x.par_chunks(c * hw).zip(r.par_chunks(c * hw)))
+        .for_each(|(y_n, (x_n, r_n))| {
+            for ch in 0..c {
+                let p = ch * hw..(ch + 1) * hw;
+                apply_plane_add_relu(
+                    &mut y_n[p.clone()],
+                    &x_n[p.clone()],
+                    &r_n[p],
+                    scale[ch],
+                    shift[ch],
+                );
+            }
+        });
+    // SAFETY: the chunks cover y (same length as x) and every element was written.
+    unsafe { assume_init(y) }
+}
+
+/// ReLU's backward from its output: `dy` where `y > 0`, `+0.0` elsewhere.
+pub(crate) fn relu_grad_by_output(dy: &[f32], y: &[f32]) -> Vec<f32> {
+    assert_eq!(dy.len(), y.len(), "ReLU gradient and output differ in size");
+    const CHUNK: usize = 1 << 14;
+    let mut g = uninit(dy.len());
+    g.par_chunks_mut(CHUNK)
+        .zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+        .for_each(|(g, (dy, y))| relu_grad_chunk(g, dy, y));
+    // SAFETY: the chunks cover g (same length as dy) and every element was written.
+    unsafe { assume_init(g) }
 }
 
 /// One plane's `(Σ g·(x − mu), Σ g)` in a single pass over `x` and `dy` (8 lanes per sum, so

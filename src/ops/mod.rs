@@ -5,7 +5,8 @@
 //!   column matrix on x86-64 with AVX2 + FMA, im2col + GEMM otherwise.
 //! * [`batch_norm_train`] and friends: BatchNorm with fused host kernels and an explicit
 //!   backward on flex and candle, 2-D-view burn ops on any other (ndarray included);
-//!   [`batch_norm_relu_train`] fuses the ReLU that follows.
+//!   [`batch_norm_relu_train`] fuses the ReLU that follows, [`batch_norm_add_relu_train`]
+//!   a residual block's end (BatchNorm, shortcut add, ReLU).
 //! * [`conv2d_forward`] / [`batch_norm_forward`]: the same, as drop-in replacements for
 //!   `Conv2d::forward` / `BatchNorm::forward` on burn's own modules.
 //!
@@ -19,8 +20,9 @@ mod kernels;
 mod modules;
 
 pub use batch_norm::{
-    batch_norm_eval, batch_norm_eval_2d, batch_norm_relu_train, batch_norm_train,
-    batch_norm_train_2d, batch_norm_train_composite, has_fused_batch_norm, update_running_stats,
+    batch_norm_add_relu_train, batch_norm_eval, batch_norm_eval_2d, batch_norm_relu_train,
+    batch_norm_train, batch_norm_train_2d, batch_norm_train_composite, has_fused_batch_norm,
+    update_running_stats,
 };
 pub use conv::{conv2d, has_fast_conv};
 pub use modules::{batch_norm_forward, conv2d_forward};
