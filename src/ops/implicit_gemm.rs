@@ -178,6 +178,38 @@ impl PhaseLayout {
     }
 }
 
+/// A zero-padded copy of a plane's top-left `rows x cols` into a wider plane, at row `top`
+/// and column `left` of rows `width` long (the input gradient's padded `dy`).
+struct PaddedRows {
+    rows: usize,
+    cols: usize,
+    src_width: usize,
+    top: usize,
+    left: usize,
+    width: usize,
+}
+
+impl PaddedRows {
+    /// Writes every float of `dst`: the source where it lands, zero elsewhere.
+    fn fill(&self, src: &[f32], dst: &mut [f32]) {
+        let pad = self;
+        simd_dispatch!(|pad: &PaddedRows, src: &[f32], dst: &mut [f32]| -> () {
+            for (u, row) in dst.chunks_mut(pad.width).enumerate() {
+                let r = u.wrapping_sub(pad.top);
+                if u < pad.top || r >= pad.rows {
+                    row_moves::zero(row);
+                    continue;
+                }
+                let (head, rest) = row.split_at_mut(pad.left);
+                let (body, tail) = rest.split_at_mut(pad.cols);
+                row_moves::zero(head);
+                row_moves::gather(body, &src[r * pad.src_width..], 1);
+                row_moves::zero(tail);
+            }
+        })
+    }
+}
+
 /// Moves of plane rows (tens of floats) in fixed-size pieces. Through `copy_from_slice` and
 /// `fill` each row was a `memcpy` / `memset` call, and the calls cost more than the moves
 /// (perf: the fill and those calls took ~7 % of a 28 px training step). A row of `n` is
@@ -323,6 +355,8 @@ impl TapGemm<'_> {
         let max_base = *self.position_bases.iter().max().expect("p > 0") as usize;
         let max_off = *self.tap_offsets.iter().max().expect("k > 0") as usize;
         assert!(max_base + max_off < planes.len(), "tap outside the planes");
+        // Overwritten whole by every tile (zeroed here once, not per tile).
+        let mut tile = [[0.0f32; NR]; MR];
         for blk in 0..blocks {
             let a = &self.packed[blk * k * NR..(blk + 1) * k * NR];
             for p0 in (0..p).step_by(MR) {
@@ -330,7 +364,6 @@ impl TapGemm<'_> {
                 // A short last tile repeats its last position (computed, not emitted).
                 let bases: [u32; MR] =
                     std::array::from_fn(|m| self.position_bases[p0 + m.min(rows - 1)]);
-                let mut tile = [[0.0f32; NR]; MR];
                 // SAFETY: AVX2 and FMA are present (asserted above); `a` holds K·NR floats;
                 // every base + tap offset is at most max_base + max_off < planes.len().
                 unsafe {
@@ -502,16 +535,20 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
     let mut dx = uninit(g.n * x_len);
     dx.par_chunks_mut(x_len).enumerate().for_each(|(n, dx_n)| {
         with_scratch(planes_len, |planes| {
-            planes.fill(0.0);
             // Output rows/columns past these only ever saw padding (PH ≥ KH): no pixel
             // reads them.
             let (rows, cols) = (g.ho.min(hd - pad_h), g.wo.min(wd - pad_w));
             let dy_n = &dy[n * co * p..(n + 1) * co * p];
+            let pad = PaddedRows {
+                rows,
+                cols,
+                src_width: g.wo,
+                top: pad_h,
+                left: pad_w,
+                width: wd,
+            };
             for (src, dst) in dy_n.chunks_exact(p).zip(planes.chunks_exact_mut(plane)) {
-                for r in 0..rows {
-                    dst[(r + pad_h) * wd + pad_w..][..cols]
-                        .copy_from_slice(&src[r * g.wo..][..cols]);
-                }
+                pad.fill(src, dst);
             }
             for phase in &phases {
                 if phase.tap_offsets.is_empty() {
