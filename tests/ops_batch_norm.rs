@@ -18,6 +18,17 @@ fn rel_err<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 
     (a - b).abs().max().into_scalar().elem::<f32>() / scale
 }
 
+/// Some outputs of a ReLU are clipped and some not: a missing or wrong mask would show in
+/// the gradients compared after it.
+fn assert_partly_clipped<B: Backend>(y: Tensor<B, 4>, ctx: &str) {
+    let total: usize = y.dims().iter().product();
+    let zeros = y.equal_elem(0.0).int().sum().into_scalar().elem::<i64>();
+    assert!(
+        zeros > 0 && (zeros as usize) < total,
+        "{ctx}: {zeros} of {total} clipped"
+    );
+}
+
 /// A stock BatchNorm with random affine parameters.
 fn stock_bn<B: Backend>(c: usize, dev: &B::Device) -> BatchNorm<Autodiff<B>> {
     let mut bn: BatchNorm<Autodiff<B>> = BatchNormConfig::new(c).with_epsilon(EPS).init(dev);
@@ -70,20 +81,7 @@ fn check_4d<B: Backend>(shape: [usize; 4], affine: bool, relu: bool) {
     let gf = (yf.clone() * r).sum().backward();
 
     if relu {
-        // Some outputs are clipped and some not: a missing or wrong mask would show.
-        let zeros = yf
-            .clone()
-            .inner()
-            .equal_elem(0.0)
-            .int()
-            .sum()
-            .into_scalar()
-            .elem::<i64>();
-        let total: usize = shape.iter().product();
-        assert!(
-            zeros > 0 && (zeros as usize) < total,
-            "{ctx}: {zeros} of {total} clipped"
-        );
+        assert_partly_clipped(yf.clone().inner(), &ctx);
     }
 
     assert!(rel_err(yf.inner(), ys.inner()) < TOL, "{ctx}: forward");
@@ -161,19 +159,7 @@ fn check_add_relu<B: Backend>(shape: [usize; 4]) {
         ops::batch_norm_add_relu_train(xf.clone(), rf.clone(), gamma.clone(), beta.clone(), EPS);
     let gf = (yf.clone() * w).sum().backward();
 
-    let zeros = yf
-        .clone()
-        .inner()
-        .equal_elem(0.0)
-        .int()
-        .sum()
-        .into_scalar()
-        .elem::<i64>();
-    let total: usize = shape.iter().product();
-    assert!(
-        zeros > 0 && (zeros as usize) < total,
-        "{ctx}: {zeros} of {total} clipped"
-    );
+    assert_partly_clipped(yf.clone().inner(), &ctx);
     assert!(
         rel_err(yf.clone().inner(), ys.inner()) < TOL,
         "{ctx}: forward"

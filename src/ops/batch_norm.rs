@@ -184,39 +184,25 @@ fn dispatch<B: Backend>(
     } else {
         "batchnorm forward"
     };
+    // The fused forward `$f` on backend `$b`, timed, returned as `B`'s tensors.
+    macro_rules! call {
+        ($f:ident, $b:ty) => {{
+            let (y, m, v) = kernel(
+                op,
+                || bn_label(dims),
+                0.0,
+                || $f::<$b>(cast(x), affine.map(|(g, b)| (cast(g), cast(b))), eps, relu),
+            );
+            return Ok((cast(y), m, v));
+        }};
+    }
     macro_rules! route {
         ($inner:ty) => {
             if id == TypeId::of::<$inner>() {
-                let (y, m, v) = kernel(
-                    op,
-                    || bn_label(dims),
-                    0.0,
-                    || {
-                        bn_plain::<$inner>(
-                            cast(x),
-                            affine.map(|(g, b)| (cast(g), cast(b))),
-                            eps,
-                            relu,
-                        )
-                    },
-                );
-                return Ok((cast(y), m, v));
+                call!(bn_plain, $inner)
             }
             if id == TypeId::of::<Autodiff<$inner>>() {
-                let (y, m, v) = kernel(
-                    op,
-                    || bn_label(dims),
-                    0.0,
-                    || {
-                        bn_autodiff::<$inner>(
-                            cast(x),
-                            affine.map(|(g, b)| (cast(g), cast(b))),
-                            eps,
-                            relu,
-                        )
-                    },
-                );
-                return Ok((cast(y), m, v));
+                call!(bn_autodiff, $inner)
             }
         };
     }
@@ -245,41 +231,25 @@ fn dispatch_add_relu<B: Backend>(
     let id = TypeId::of::<B>();
     let dims = x.dims();
     const OP: &str = "batchnorm+add+relu forward";
+    // The fused forward `$f` on backend `$b`, timed, returned as `B`'s tensors.
+    macro_rules! call {
+        ($f:ident, $b:ty) => {{
+            let (y, m, v) = kernel(
+                OP,
+                || bn_label(dims),
+                0.0,
+                || $f::<$b>(cast(x), cast(residual), cast(gamma), cast(beta), eps),
+            );
+            return Ok((cast(y), m, v));
+        }};
+    }
     macro_rules! route {
         ($inner:ty) => {
             if id == TypeId::of::<$inner>() {
-                let (y, m, v) = kernel(
-                    OP,
-                    || bn_label(dims),
-                    0.0,
-                    || {
-                        bn_add_relu_plain::<$inner>(
-                            cast(x),
-                            cast(residual),
-                            cast(gamma),
-                            cast(beta),
-                            eps,
-                        )
-                    },
-                );
-                return Ok((cast(y), m, v));
+                call!(bn_add_relu_plain, $inner)
             }
             if id == TypeId::of::<Autodiff<$inner>>() {
-                let (y, m, v) = kernel(
-                    OP,
-                    || bn_label(dims),
-                    0.0,
-                    || {
-                        bn_add_relu_autodiff::<$inner>(
-                            cast(x),
-                            cast(residual),
-                            cast(gamma),
-                            cast(beta),
-                            eps,
-                        )
-                    },
-                );
-                return Ok((cast(y), m, v));
+                call!(bn_add_relu_autodiff, $inner)
             }
         };
     }

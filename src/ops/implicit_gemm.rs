@@ -239,17 +239,24 @@ mod row_moves {
         }
     }
 
+    /// Calls `$piece::<W>(args.., at)` for every piece covering `0..$n`, `W` the widest of 8,
+    /// 4, 2, 1 that fits.
+    macro_rules! by_pieces {
+        ($n:expr, $piece:ident($($arg:expr),*)) => {
+            match $n {
+                0 => {}
+                1 => $piece::<1>($($arg,)* 0),
+                n @ 2..=3 => starts::<2>(n).for_each(|at| $piece::<2>($($arg,)* at)),
+                n @ 4..=7 => starts::<4>(n).for_each(|at| $piece::<4>($($arg,)* at)),
+                n => starts::<8>(n).for_each(|at| $piece::<8>($($arg,)* at)),
+            }
+        };
+    }
+
     /// `dst = src[..dst.len()]`, or zeros without `src`, in the pieces described above.
     #[inline(always)]
     fn move_row(dst: &mut [f32], src: Option<&[f32]>) {
-        let n = dst.len();
-        match n {
-            0 => {}
-            1 => piece::<1>(dst, src, 0),
-            2..=3 => starts::<2>(n).for_each(|at| piece::<2>(dst, src, at)),
-            4..=7 => starts::<4>(n).for_each(|at| piece::<4>(dst, src, at)),
-            _ => starts::<8>(n).for_each(|at| piece::<8>(dst, src, at)),
-        }
+        by_pieces!(dst.len(), piece(dst, src));
     }
 
     /// `dst[..] = 0`.
@@ -273,13 +280,7 @@ mod row_moves {
                     n.saturating_sub(1)
                 };
                 let d = &mut dst[..m];
-                match m {
-                    0 => {}
-                    1 => every_other::<1>(d, src, 0),
-                    2..=3 => starts::<2>(m).for_each(|at| every_other::<2>(d, src, at)),
-                    4..=7 => starts::<4>(m).for_each(|at| every_other::<4>(d, src, at)),
-                    _ => starts::<8>(m).for_each(|at| every_other::<8>(d, src, at)),
-                }
+                by_pieces!(m, every_other(d, src));
                 if m < n {
                     dst[m] = src[2 * m];
                 }
