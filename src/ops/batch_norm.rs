@@ -29,7 +29,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::host::{HostBuf, cast, device_tensor, host};
-use super::kernels::{bn_apply, bn_apply_add_relu, bn_backward, bn_stats, relu_grad_by_output};
+use super::kernels::{Epilogue, bn_apply, bn_backward, bn_stats, relu_grad_by_output};
 use crate::step_profile::kernel;
 
 /// Expands a per-channel `[1, C]` row to one value per row of the `[N*C, HW]` view.
@@ -274,7 +274,7 @@ fn add_relu_forward(
     let (mean, var) = bn_stats(x, n, c, h * w);
     let inv = inv_std(&var, eps);
     let (scale, shift) = scale_shift(&mean, &inv, Some((gamma, beta)));
-    let y = bn_apply_add_relu(x, residual, &scale, &shift, c, h * w);
+    let y = bn_apply(x, &scale, &shift, c, h * w, Epilogue::AddRelu(residual));
     (y, mean, var, inv)
 }
 
@@ -431,7 +431,7 @@ fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64, relu: bool
         )
     });
     let (scale, shift) = scale_shift(&mean, &inv, affine.as_ref().map(|(g, b)| (&g[..], &b[..])));
-    let y = bn_apply(&xh, &scale, &shift, c, h * w, relu);
+    let y = bn_apply(&xh, &scale, &shift, c, h * w, Epilogue::relu_if(relu));
     let y = Tensor::from_primitive(TensorPrimitive::Float(device_tensor::<B, 4>(
         y,
         [n, c, h, w],
@@ -567,7 +567,7 @@ fn bn_autodiff<B: Backend>(
             let gh = host::<B, 1>(g.primitive);
             let bh = host::<B, 1>(b.primitive);
             let (scale, shift) = scale_shift(&mean, &inv, Some((&gh, &bh)));
-            let y = bn_apply(&xh, &scale, &shift, c, h * w, relu);
+            let y = bn_apply(&xh, &scale, &shift, c, h * w, Epilogue::relu_if(relu));
             let y = device_tensor::<B, 4>(y, dims, &device);
             match BnAffineBackward
                 .prepare::<NoCheckpointing>([x.node, g.node, b.node])
@@ -582,7 +582,7 @@ fn bn_autodiff<B: Backend>(
         }
         None => {
             let (scale, shift) = scale_shift(&mean, &inv, None);
-            let y = bn_apply(&xh, &scale, &shift, c, h * w, relu);
+            let y = bn_apply(&xh, &scale, &shift, c, h * w, Epilogue::relu_if(relu));
             let y = device_tensor::<B, 4>(y, dims, &device);
             match BnPlainBackward
                 .prepare::<NoCheckpointing>([x.node])

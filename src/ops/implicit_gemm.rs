@@ -167,10 +167,8 @@ impl PhaseLayout {
                             continue;
                         }
                         let src = &x_c[(r - g.ph) * g.w..(r - g.ph + 1) * g.w];
-                        row_moves::zero(&mut row[..v_lo]);
-                        row_moves::zero(&mut row[v_hi..]);
                         let first = v_lo * g.sw + b - g.pw;
-                        row_moves::gather(&mut row[v_lo..v_hi], &src[first..], g.sw);
+                        row_moves::padded(row, v_lo..v_hi, &src[first..], g.sw);
                     }
                 }
             }
@@ -195,16 +193,15 @@ impl PaddedRows {
         let pad = self;
         simd_dispatch!(|pad: &PaddedRows, src: &[f32], dst: &mut [f32]| -> () {
             for (u, row) in dst.chunks_mut(pad.width).enumerate() {
-                let r = u.wrapping_sub(pad.top);
-                if u < pad.top || r >= pad.rows {
-                    row_moves::zero(row);
-                    continue;
+                match u.checked_sub(pad.top).filter(|r| *r < pad.rows) {
+                    Some(r) => row_moves::padded(
+                        row,
+                        pad.left..pad.left + pad.cols,
+                        &src[r * pad.src_width..],
+                        1,
+                    ),
+                    None => row_moves::zero(row),
                 }
-                let (head, rest) = row.split_at_mut(pad.left);
-                let (body, tail) = rest.split_at_mut(pad.cols);
-                row_moves::zero(head);
-                row_moves::gather(body, &src[r * pad.src_width..], 1);
-                row_moves::zero(tail);
             }
         })
     }
@@ -263,6 +260,19 @@ mod row_moves {
     #[inline(always)]
     pub(super) fn zero(dst: &mut [f32]) {
         move_row(dst, None);
+    }
+
+    /// `row[body] = src[0], src[stride], …` and zero on either side of `body`.
+    #[inline(always)]
+    pub(super) fn padded(
+        row: &mut [f32],
+        body: std::ops::Range<usize>,
+        src: &[f32],
+        stride: usize,
+    ) {
+        zero(&mut row[..body.start]);
+        zero(&mut row[body.end..]);
+        gather(&mut row[body], src, stride);
     }
 
     /// `dst[i] = src[i·stride]` for every `i` (panics if `src` is too short).
@@ -747,8 +757,9 @@ mod tests {
         ([1, 2, 17, 19], [3, 3], [1, 1], [1, 1], 16),
     ];
 
-    /// The vector row moves of the plane fill match plain loops on every length (masked
-    /// heads, whole vectors, overlapping last vectors), stride and shortest legal source.
+    /// The vector row moves of the plane fill match plain loops on every length (short rows
+    /// in 1/2/4-float pieces, whole vectors, overlapping last vectors), stride and shortest
+    /// legal source.
     #[test]
     fn row_moves_match_plain_loops() {
         for stride in 1..=3 {

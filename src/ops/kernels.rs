@@ -778,57 +778,63 @@ pub(crate) fn bn_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, V
     (mean, var)
 }
 
-/// `y = x · scale[c] + shift[c]` over `[N, C, HW]`, one sample per task; with `relu`,
-/// `max(y, 0)` in the same pass (BatchNorm + ReLU without a second sweep over the map).
+/// What follows the normalisation in [`bn_apply`], in the same pass over the map.
+#[derive(Clone, Copy)]
+pub(crate) enum Epilogue<'a> {
+    /// `y` as it is.
+    Nothing,
+    /// `max(y, 0)`: BatchNorm + ReLU.
+    Relu,
+    /// `max(y + r, 0)` with `r` the same shape as `x`: a residual block's end (BatchNorm,
+    /// the shortcut's add and the ReLU).
+    AddRelu(&'a [f32]),
+}
+
+impl Epilogue<'_> {
+    /// [`Epilogue::Relu`] when `relu`, else [`Epilogue::Nothing`].
+    pub(crate) fn relu_if(relu: bool) -> Self {
+        if relu {
+            Epilogue::Relu
+        } else {
+            Epilogue::Nothing
+        }
+    }
+}
+
+/// `y = x · scale[c] + shift[c]` over `[N, C, HW]` followed by `then`, one sample per task
+/// (the epilogue without a second sweep over the map).
 pub(crate) fn bn_apply(
     x: &[f32],
     scale: &[f32],
     shift: &[f32],
     c: usize,
     hw: usize,
-    relu: bool,
+    then: Epilogue,
 ) -> Vec<f32> {
+    if let Epilogue::AddRelu(r) = then {
+        assert_eq!(
+            x.len(),
+            r.len(),
+            "residual and BatchNorm input differ in size"
+        );
+    }
     let mut y = uninit(x.len());
     y.par_chunks_mut(c * hw)
         .zip(x.par_chunks(c * hw))
-        .for_each(|(y_n, x_n)| {
-            for ch in 0..c {
-                let r = ch * hw..(ch + 1) * hw;
-                apply_plane(&mut y_n[r.clone()], &x_n[r], scale[ch], shift[ch], relu);
-            }
-        });
-    // SAFETY: the chunks cover y (same length as x) and every element was written.
-    unsafe { assume_init(y) }
-}
-
-/// `relu(x · scale[c] + shift[c] + r)` over `[N, C, HW]`, one sample per task: the end of
-/// a residual block (BatchNorm, the shortcut's add and the ReLU) in one pass.
-pub(crate) fn bn_apply_add_relu(
-    x: &[f32],
-    r: &[f32],
-    scale: &[f32],
-    shift: &[f32],
-    c: usize,
-    hw: usize,
-) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        r.len(),
-        "residual and BatchNorm input differ in size"
-    );
-    let mut y = uninit(x.len());
-    y.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw).zip(r.par_chunks(c * hw)))
-        .for_each(|(y_n, (x_n, r_n))| {
+        .enumerate()
+        .for_each(|(n, (y_n, x_n))| {
             for ch in 0..c {
                 let p = ch * hw..(ch + 1) * hw;
-                apply_plane_add_relu(
-                    &mut y_n[p.clone()],
-                    &x_n[p.clone()],
-                    &r_n[p],
-                    scale[ch],
-                    shift[ch],
-                );
+                let (y_p, x_p) = (&mut y_n[p.clone()], &x_n[p.clone()]);
+                let (a, b) = (scale[ch], shift[ch]);
+                match then {
+                    Epilogue::Nothing => apply_plane(y_p, x_p, a, b, false),
+                    Epilogue::Relu => apply_plane(y_p, x_p, a, b, true),
+                    Epilogue::AddRelu(r) => {
+                        let r_p = &r[n * c * hw + p.start..n * c * hw + p.end];
+                        apply_plane_add_relu(y_p, x_p, r_p, a, b)
+                    }
+                }
             }
         });
     // SAFETY: the chunks cover y (same length as x) and every element was written.
