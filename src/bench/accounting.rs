@@ -7,11 +7,13 @@
 //! - a conv keeps its input, borrowed from the tensor that produced it (counted once, where it
 //!   is produced, however many convolutions read it);
 //! - a fused BatchNorm (+ ReLU) keeps its input; its output is the next conv's input;
+//! - a block's `conv2(relu(bn1(·)))` is one op that normalises inside the convolution's
+//!   input read, so it keeps only bn1's input: the normalised map is never stored;
 //! - a block's end `relu(BN(y) + shortcut)` (one fused op) keeps its BatchNorm input and its
 //!   output, which is the next block's input (the ReLU mask comes from it);
 //! - global average pooling keeps nothing (`mean_dim` needs only the shape).
 //!
-//! So the stem keeps 2 maps (+ the image), a basic block 4 maps of its output shape, and a
+//! So the stem keeps 2 maps (+ the image), a basic block 3 maps of its output shape, and a
 //! downsample shortcut one more (its BN input). On top of the saved maps the step needs a
 //! *transient* working set: gradient maps of the layer being differentiated, im2col tiles,
 //! the target network's forward pass. That is modelled as copies of the largest feature map:
@@ -166,9 +168,9 @@ fn trunk_saved_maps(trunk: &TrunkConfig, image_size: usize) -> Vec<SavedMaps> {
             let s = if b == 0 { stage.stride } else { 1 };
             (h, w) = (h.div_ceil(s), w.div_ceil(s));
             let downsample = s != 1 || cin != stage.width;
-            // bn1 input, bn1+relu output (conv2's input), bn2 input, the block output;
-            // a downsample adds its BN's input.
-            let copies = 4 + u64::from(downsample);
+            // bn1 input (also what conv2 reads, normalised on the fly), bn2 input, the
+            // block output; a downsample adds its BN's input.
+            let copies = 3 + u64::from(downsample);
             out.push(SavedMaps {
                 per_image: (stage.width * h * w) as u64,
                 copies,

@@ -84,10 +84,18 @@ pub(crate) fn apply_conv<B: Backend>(m: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B
     if !super::fast_ops() {
         return m.forward(x);
     }
-    // Every convolution here is built by `conv` with symmetric padding of kernel / 2.
+    crate::ops::conv2d(
+        x,
+        m.weight.val(),
+        m.bias.as_ref().map(|b| b.val()),
+        conv_options(m),
+    )
+}
+
+/// The options of a convolution built by [`conv`]: symmetric padding of kernel / 2.
+pub(crate) fn conv_options<B: Backend>(m: &Conv2d<B>) -> ConvOptions<2> {
     let pad = m.kernel_size[0] / 2;
-    let options = ConvOptions::new(m.stride, [pad, pad], m.dilation, m.groups);
-    crate::ops::conv2d(x, m.weight.val(), m.bias.as_ref().map(|b| b.val()), options)
+    ConvOptions::new(m.stride, [pad, pad], m.dilation, m.groups)
 }
 
 impl<B: Backend> BasicBlock<B> {
@@ -97,8 +105,8 @@ impl<B: Backend> BasicBlock<B> {
             Some(d) => d.bn.forward4(apply_conv(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let y = self.bn1.forward4_relu(apply_conv(&self.conv1, x));
-        self.bn2
-            .forward4_add_relu(apply_conv(&self.conv2, y), shortcut)
+        let h = apply_conv(&self.conv1, x);
+        let y = self.bn1.forward4_relu_conv(h, &self.conv2);
+        self.bn2.forward4_add_relu(y, shortcut)
     }
 }

@@ -12,6 +12,7 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::Conv2d;
 use burn::tensor::{Tensor, backend::Backend};
 
 /// Builds a [`BatchNorm`].
@@ -94,6 +95,30 @@ impl<B: Backend> BatchNorm<B> {
             return y;
         }
         burn::tensor::activation::relu(self.forward4(x) + residual)
+    }
+
+    /// `conv(relu(forward4(x)))` for a bias-free convolution built by `block::conv`: in
+    /// training, where the backend has the fused kernels and the norm is affine, one op that
+    /// normalises inside the convolution's input read, so the normalised map is neither
+    /// written nor kept for the backward (`ops::batch_norm_relu_conv2d`).
+    pub fn forward4_relu_conv(&self, x: Tensor<B, 4>, conv: &Conv2d<B>) -> Tensor<B, 4> {
+        if let (Some(gamma), Some(beta), None) = (&self.gamma, &self.beta, &conv.bias)
+            && super::fast_ops()
+            && B::ad_enabled(&x.device())
+        {
+            let [n, c, h, w] = x.dims();
+            let (y, mean, var) = crate::ops::batch_norm_relu_conv2d(
+                x,
+                gamma.val(),
+                beta.val(),
+                self.epsilon,
+                conv.weight.val(),
+                super::block::conv_options(conv),
+            );
+            self.update_running(mean.reshape([1, c]), var.reshape([1, c]), n * h * w);
+            return y;
+        }
+        super::block::apply_conv(conv, self.forward4_relu(x))
     }
 
     /// Training mode through `src/ops` (fused host kernels with an explicit backward where

@@ -388,12 +388,12 @@ impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
 }
 
 /// The layer as the step profile names it: `NxCxHxW`.
-fn bn_label([n, c, h, w]: [usize; 4]) -> String {
+pub(super) fn bn_label([n, c, h, w]: [usize; 4]) -> String {
     format!("{n}x{c}x{h}x{w}")
 }
 
 /// Per-channel `(scale, shift)` of the normalisation: `y = x·scale + shift`.
-fn scale_shift(
+pub(super) fn scale_shift(
     mean: &[f32],
     inv_std: &[f32],
     affine: Option<(&[f32], &[f32])>,
@@ -411,7 +411,7 @@ fn scale_shift(
     (scale, shift)
 }
 
-fn inv_std(var: &[f32], eps: f64) -> Vec<f32> {
+pub(super) fn inv_std(var: &[f32], eps: f64) -> Vec<f32> {
     var.iter()
         .map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32)
         .collect()
@@ -441,19 +441,19 @@ fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64, relu: bool
 }
 
 /// Per-channel `(scale, shift)` of a forward pass.
-type ScaleShift = (Arc<Vec<f32>>, Arc<Vec<f32>>);
+pub(super) type ScaleShift = (Arc<Vec<f32>>, Arc<Vec<f32>>);
 
 /// What the fused backward keeps: the input on the host and the per-channel constants.
 #[derive(Debug, Clone)]
-struct SavedBn {
-    x: Arc<HostBuf>,
-    mean: Arc<Vec<f32>>,
-    inv_std: Arc<Vec<f32>>,
-    gamma: Option<Arc<HostBuf>>,
+pub(super) struct SavedBn {
+    pub(super) x: Arc<HostBuf>,
+    pub(super) mean: Arc<Vec<f32>>,
+    pub(super) inv_std: Arc<Vec<f32>>,
+    pub(super) gamma: Option<Arc<HostBuf>>,
     /// For BatchNorm + ReLU: the forward's per-channel `(scale, shift)`, to recompute the
     /// ReLU mask.
-    relu: Option<ScaleShift>,
-    dims: [usize; 4],
+    pub(super) relu: Option<ScaleShift>,
+    pub(super) dims: [usize; 4],
 }
 
 impl SavedBn {
@@ -486,7 +486,7 @@ impl SavedBn {
     }
 
     /// `(dx, dgamma, dbeta)` on the host.
-    fn grads_host(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    pub(super) fn grads_host(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let [n, c, h, w] = self.dims;
         bn_backward(
             &self.x,

@@ -125,7 +125,7 @@ fn dispatch<B: Backend>(
     Err((x, w))
 }
 
-fn geom(x_dims: [usize; 4], w_dims: [usize; 4], options: &ConvOptions<2>) -> ConvGeom {
+pub(super) fn geom(x_dims: [usize; 4], w_dims: [usize; 4], options: &ConvOptions<2>) -> ConvGeom {
     assert_eq!(
         x_dims[1], w_dims[1],
         "conv2d: input has {} channels, weight expects {}",
@@ -141,7 +141,7 @@ fn geom(x_dims: [usize; 4], w_dims: [usize; 4], options: &ConvOptions<2>) -> Con
 
 impl ConvGeom {
     /// The layer as the step profile names it: `NxCxHxW -> CO kKHxKW sS`.
-    fn label(&self, co: usize) -> String {
+    pub(super) fn label(&self, co: usize) -> String {
         let stride = if self.sh == self.sw {
             self.sh.to_string()
         } else {
@@ -154,7 +154,7 @@ impl ConvGeom {
     }
 
     /// FLOPs of one of the three products (forward, input or weight gradient): `2·N·CO·K·P`.
-    fn product_flops(&self, co: usize) -> f64 {
+    pub(super) fn product_flops(&self, co: usize) -> f64 {
         2.0 * (self.n * co * self.k() * self.p()) as f64
     }
 }
@@ -178,6 +178,7 @@ fn conv2d_plain<B: Backend>(
                 &host::<B, 4>(w.into_primitive().tensor()),
                 co,
                 &g,
+                None,
             );
             device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device)
         },
@@ -221,7 +222,7 @@ impl<B: Backend> Backward<B, 2> for Conv2dIm2col {
                 || g.label(co),
                 g.product_flops(co),
                 || {
-                    let dw = conv_backward_w(&s.x, &dy, co, g);
+                    let dw = conv_backward_w(&s.x, &dy, co, g, None);
                     device_tensor::<B, 4>(dw, s.w_dims, &device)
                 },
             );
@@ -266,7 +267,7 @@ fn conv2d_autodiff<B: Backend>(
         || {
             let xh = Arc::new(host::<B, 4>(x.primitive));
             let wh = Arc::new(host::<B, 4>(w.primitive));
-            let y = conv_forward(&xh, &wh, co, &g);
+            let y = conv_forward(&xh, &wh, co, &g, None);
             (
                 xh,
                 wh,

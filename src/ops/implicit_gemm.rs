@@ -38,7 +38,8 @@ use std::mem::MaybeUninit;
 use super::kernels::has_avx2;
 use super::kernels::simd_dispatch;
 use super::kernels::{
-    ConvGeom, add_into, assume_init, uninit, weight_from_tap_major, with_scratch,
+    ConvGeom, NormRelu, add_into, assume_init, norm_relu, uninit, weight_from_tap_major,
+    with_scratch,
 };
 
 /// Output positions per register tile (broadcast operand).
@@ -138,19 +139,21 @@ impl PhaseLayout {
 
     /// Writes every phase plane of sample `x_n` (`[C, H, W]`) into `planes`, zero where the
     /// padded position falls outside the image.
-    fn fill(&self, x_n: &[f32], g: &ConvGeom, planes: &mut [f32]) {
+    /// With `norm`, the copied values are normalised (padding stays zero).
+    fn fill(&self, x_n: &[f32], g: &ConvGeom, planes: &mut [f32], norm: Option<NormRelu>) {
         let layout = self;
         simd_dispatch!(|layout: &PhaseLayout,
                         x_n: &[f32],
                         g: &ConvGeom,
-                        planes: &mut [f32]|
-         -> () { layout.fill_rows(x_n, g, planes) })
+                        planes: &mut [f32],
+                        norm: Option<NormRelu>|
+         -> () { layout.fill_rows(x_n, g, planes, norm) })
     }
 
     /// [`PhaseLayout::fill`]'s loop, inlined into a copy compiled for AVX2 where the CPU
     /// has it, so the row moves below become inline vector moves.
     #[inline(always)]
-    fn fill_rows(&self, x_n: &[f32], g: &ConvGeom, planes: &mut [f32]) {
+    fn fill_rows(&self, x_n: &[f32], g: &ConvGeom, planes: &mut [f32], norm: Option<NormRelu>) {
         let plane = self.hp * self.wp;
         let mut chunks = planes.chunks_exact_mut(plane);
         for c in 0..g.c {
@@ -168,7 +171,16 @@ impl PhaseLayout {
                         }
                         let src = &x_c[(r - g.ph) * g.w..(r - g.ph + 1) * g.w];
                         let first = v_lo * g.sw + b - g.pw;
-                        row_moves::padded(row, v_lo..v_hi, &src[first..], g.sw);
+                        let (body, src) = (v_lo..v_hi, &src[first..]);
+                        match norm {
+                            None => row_moves::padded(row, body, src, g.sw, |v| v),
+                            // Normalised in the same vector moves (a pass of its own over
+                            // each row cost more than it saved).
+                            Some(nr) => {
+                                let (a, b) = (nr.scale[c], nr.shift[c]);
+                                row_moves::padded(row, body, src, g.sw, move |v| norm_relu(v, a, b))
+                            }
+                        }
                     }
                 }
             }
@@ -199,6 +211,7 @@ impl PaddedRows {
                         pad.left..pad.left + pad.cols,
                         &src[r * pad.src_width..],
                         1,
+                        |v| v,
                     ),
                     None => row_moves::zero(row),
                 }
@@ -220,19 +233,32 @@ mod row_moves {
         (0..n.div_ceil(W)).map(move |i| (i * W).min(n - W))
     }
 
-    /// `dst[at..at + W] = src[at..at + W]`, or zeros without `src`.
+    /// `dst[at..at + W] = f(src[at..at + W])`, or zeros without `src`.
     #[inline(always)]
-    fn piece<const W: usize>(dst: &mut [f32], src: Option<&[f32]>, at: usize) {
+    fn piece<const W: usize>(
+        dst: &mut [f32],
+        src: Option<&[f32]>,
+        f: impl Fn(f32) -> f32,
+        at: usize,
+    ) {
         let d: &mut [f32; W] = (&mut dst[at..at + W]).try_into().expect("W floats");
-        *d = src.map_or([0.0; W], |s| s[at..at + W].try_into().expect("W floats"));
+        *d = src.map_or([0.0; W], |s| {
+            let s: &[f32; W] = s[at..at + W].try_into().expect("W floats");
+            s.map(&f)
+        });
     }
 
-    /// `dst[at + l] = src[2·(at + l)]` for `l < W`.
+    /// `dst[at + l] = f(src[2·(at + l)])` for `l < W`.
     #[inline(always)]
-    fn every_other<const W: usize>(dst: &mut [f32], src: &[f32], at: usize) {
+    fn every_other<const W: usize>(
+        dst: &mut [f32],
+        src: &[f32],
+        f: impl Fn(f32) -> f32,
+        at: usize,
+    ) {
         let (d, s) = (&mut dst[at..at + W], &src[2 * at..2 * at + 2 * W]);
         for l in 0..W {
-            d[l] = s[2 * l];
+            d[l] = f(s[2 * l]);
         }
     }
 
@@ -250,37 +276,44 @@ mod row_moves {
         };
     }
 
-    /// `dst = src[..dst.len()]`, or zeros without `src`, in the pieces described above.
+    /// `dst = f(src[..dst.len()])`, or zeros without `src`, in the pieces described above.
+    /// (An overlapping piece reads `src` again, so `f` need not be idempotent.)
     #[inline(always)]
-    fn move_row(dst: &mut [f32], src: Option<&[f32]>) {
-        by_pieces!(dst.len(), piece(dst, src));
+    fn move_row(dst: &mut [f32], src: Option<&[f32]>, f: impl Fn(f32) -> f32 + Copy) {
+        by_pieces!(dst.len(), piece(dst, src, f));
     }
 
     /// `dst[..] = 0`.
     #[inline(always)]
     pub(super) fn zero(dst: &mut [f32]) {
-        move_row(dst, None);
+        move_row(dst, None, |v| v);
     }
 
-    /// `row[body] = src[0], src[stride], …` and zero on either side of `body`.
+    /// `row[body] = f(src[0]), f(src[stride]), …` and zero on either side of `body`.
     #[inline(always)]
     pub(super) fn padded(
         row: &mut [f32],
         body: std::ops::Range<usize>,
         src: &[f32],
         stride: usize,
+        f: impl Fn(f32) -> f32 + Copy,
     ) {
         zero(&mut row[..body.start]);
         zero(&mut row[body.end..]);
-        gather(&mut row[body], src, stride);
+        gather(&mut row[body], src, stride, f);
     }
 
-    /// `dst[i] = src[i·stride]` for every `i` (panics if `src` is too short).
+    /// `dst[i] = f(src[i·stride])` for every `i` (panics if `src` is too short).
     #[inline(always)]
-    pub(super) fn gather(dst: &mut [f32], src: &[f32], stride: usize) {
+    pub(super) fn gather(
+        dst: &mut [f32],
+        src: &[f32],
+        stride: usize,
+        f: impl Fn(f32) -> f32 + Copy,
+    ) {
         let n = dst.len();
         match stride {
-            1 => move_row(dst, Some(&src[..n])),
+            1 => move_row(dst, Some(&src[..n]), f),
             2 => {
                 // A piece of W outputs reads 2W inputs: where the last output's pair would
                 // end past `src`, that output is moved alone.
@@ -290,14 +323,14 @@ mod row_moves {
                     n.saturating_sub(1)
                 };
                 let d = &mut dst[..m];
-                by_pieces!(m, every_other(d, src));
+                by_pieces!(m, every_other(d, src, f));
                 if m < n {
-                    dst[m] = src[2 * m];
+                    dst[m] = f(src[2 * m]);
                 }
             }
             _ => {
                 for (i, v) in dst.iter_mut().enumerate() {
-                    *v = src[i * stride];
+                    *v = f(src[i * stride]);
                 }
             }
         }
@@ -443,7 +476,13 @@ impl TapGemm<'_> {
 
 /// Forward `y[n] = conv(x[n], w)` (`x` `[N, C, H, W]`, `w` `[CO, C, KH, KW]` viewed as
 /// `[CO, K]`), returns `[N, CO, HO·WO]`. The caller checks [`available`].
-pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+pub(crate) fn conv_forward(
+    x: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    norm: Option<NormRelu>,
+) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     assert_eq!(w.len(), co * k, "conv weight is not [CO, K]");
     let layout = PhaseLayout::new(g);
@@ -461,7 +500,7 @@ pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec
     let mut y = uninit(g.n * co * p);
     y.par_chunks_mut(co * p).enumerate().for_each(|(n, y_n)| {
         with_scratch(planes_len, |planes| {
-            layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes);
+            layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes, norm);
             gemm.store(planes, y_n, p, None);
         });
     });
@@ -593,7 +632,13 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
 /// runs over the positions of all `G` samples at once, so a tile's 96 sums are added into the
 /// accumulator once per group instead of once per sample. `G` keeps a group's planes and `dyᵀ`
 /// within ~512 KiB (L2).
-pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+pub(crate) fn conv_backward_w(
+    x: &[f32],
+    dy: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    norm: Option<NormRelu>,
+) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
     assert_eq!(x.len(), g.n * x_len, "conv input is not [N, C, H, W]");
@@ -631,6 +676,7 @@ pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) ->
                             &x[n * x_len..(n + 1) * x_len],
                             g,
                             &mut planes[s * planes_len..(s + 1) * planes_len],
+                            norm,
                         );
                     }
                     let rows = len * p;
@@ -767,7 +813,7 @@ mod tests {
                 for extra in 0..3 {
                     let src = data((n.max(1) - 1) * stride + 1 + extra, n + stride);
                     let mut got = vec![f32::NAN; n];
-                    row_moves::gather(&mut got, &src, stride);
+                    row_moves::gather(&mut got, &src, stride, |v| v);
                     let want: Vec<f32> = (0..n).map(|i| src[i * stride]).collect();
                     assert_eq!(got, want, "gather: stride {stride}, {n} values");
                 }
@@ -822,7 +868,7 @@ mod tests {
         agrees_with_im2col(
             "forward",
             CASES,
-            |i, g, co| conv_forward(&input(i, g), &weight(i, g, co), co, g),
+            |i, g, co| conv_forward(&input(i, g), &weight(i, g, co), co, g, None),
             |i, g, co| conv_forward_im2col(&input(i, g), &weight(i, g, co), co, g),
         );
     }
@@ -849,7 +895,7 @@ mod tests {
         agrees_with_im2col(
             "weight gradient",
             CASES,
-            |i, g, co| conv_backward_w(&input(i, g), &output_grad(i, g, co), co, g),
+            |i, g, co| conv_backward_w(&input(i, g), &output_grad(i, g, co), co, g, None),
             |i, g, co| conv_backward_w_im2col(&input(i, g), &output_grad(i, g, co), co, g),
         );
     }

@@ -391,11 +391,51 @@ pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 ///
 /// On x86-64 with AVX2 + FMA this is the implicit GEMM of [`super::implicit_gemm`] (no
 /// column matrix) where it is faster; elsewhere [`conv_forward_im2col`].
-pub(crate) fn conv_forward(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+///
+/// With `norm`, the input is `max(x·scale[c] + shift[c], 0)` per channel: applied as the
+/// implicit GEMM copies `x` into its planes, or written out first on the im2col path.
+pub(crate) fn conv_forward(
+    x: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    norm: Option<NormRelu>,
+) -> Vec<f32> {
     if super::implicit_gemm::available() && super::implicit_gemm::pays_off(co, g) {
-        return super::implicit_gemm::conv_forward(x, w, co, g);
+        return super::implicit_gemm::conv_forward(x, w, co, g, norm);
     }
-    conv_forward_im2col(x, w, co, g)
+    match norm {
+        Some(nr) => conv_forward_im2col(&nr.apply(x, g), w, co, g),
+        None => conv_forward_im2col(x, w, co, g),
+    }
+}
+
+/// A per-channel BatchNorm + ReLU, `max(v·scale[c] + shift[c], 0)`, that a convolution
+/// applies to its input as it reads it (`ops::batch_norm_relu_conv2d`): the normalised map
+/// is then never written out nor kept for the backward.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NormRelu<'a> {
+    /// Per input channel.
+    pub scale: &'a [f32],
+    /// Per input channel.
+    pub shift: &'a [f32],
+}
+
+impl NormRelu<'_> {
+    /// The normalised input written out (`[N, C, H, W]`), for the paths that read it more
+    /// than once (im2col).
+    fn apply(&self, x: &[f32], g: &ConvGeom) -> Vec<f32> {
+        bn_apply(x, self.scale, self.shift, g.c, g.h * g.w, Epilogue::Relu)
+    }
+}
+
+/// `max(v·a + b, 0)`: BatchNorm's scale and shift, then ReLU. The one definition for the
+/// separate and the fused ops, so they agree bit for bit. (A select rather than `f32::max`,
+/// whose NaN rule costs a compare and blend per vector; both give 0 for NaN.)
+#[inline(always)]
+pub(super) fn norm_relu(v: f32, a: f32, b: f32) -> f32 {
+    let t = v * a + b;
+    if t > 0.0 { t } else { 0.0 }
 }
 
 /// Forward: `y[n] = w[CO,K] · im2col(x[n])`, one sample per task with the thread's column
@@ -494,11 +534,22 @@ fn conv_backward_x_flipped(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Ve
 ///
 /// The implicit GEMM of [`super::implicit_gemm`] where it runs and pays off; elsewhere
 /// [`conv_backward_w_im2col`].
-pub(crate) fn conv_backward_w(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+///
+/// `norm` as in [`conv_forward`]: the normalised input is recomputed from `x`.
+pub(crate) fn conv_backward_w(
+    x: &[f32],
+    dy: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    norm: Option<NormRelu>,
+) -> Vec<f32> {
     if super::implicit_gemm::available() && super::implicit_gemm::pays_off_weight_grad(co, g) {
-        return super::implicit_gemm::conv_backward_w(x, dy, co, g);
+        return super::implicit_gemm::conv_backward_w(x, dy, co, g, norm);
     }
-    conv_backward_w_im2col(x, dy, co, g)
+    match norm {
+        Some(nr) => conv_backward_w_im2col(&nr.apply(x, g), dy, co, g),
+        None => conv_backward_w_im2col(x, dy, co, g),
+    }
 }
 
 /// Weight gradient: `dw = Σ_n dy[n] · im2col(x[n])ᵀ`, accumulated per task and summed.
@@ -620,7 +671,7 @@ fn apply_plane_body(y: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, relu:
     let pairs = y.iter_mut().zip(x);
     if relu {
         for (d, s) in pairs {
-            d.write((*s * a + b).max(0.0));
+            d.write(norm_relu(*s, a, b));
         }
     } else {
         for (d, s) in pairs {
@@ -759,23 +810,42 @@ fn channel_sums<T: Copy>(table: &[T], c: usize, f: impl Fn(T) -> f64) -> Vec<f64
     sums
 }
 
-/// Per-channel batch statistics of `x` viewed as `[N, C, HW]`: `(mean, biased var)`,
-/// variance two-pass (no `E[x²] − mean²` cancellation); per-plane partial sums in f32
-/// (vectorised), summed across planes in f64.
+/// One plane's `(Σ v, Σ (v − m)²)` around its own mean `m`: two passes over the plane,
+/// the second from L1 (a 28x28 plane is 3 KiB), so the map is read from memory once.
+pub(crate) fn plane_moments(p: &[f32]) -> (f32, f32) {
+    let sum = plane_sum(p);
+    (sum, plane_sq_dev(p, sum / p.len().max(1) as f32))
+}
+
+/// Per-channel `(mean, biased var)` from the [`plane_moments`] of every plane of an
+/// `[N, C, HW]` map (an `[N][C]` table), merged in f64 in sample order (Chan et al.'s
+/// parallel variance): each plane's squares are around its own mean, so there is no
+/// `E[x²] − mean²` cancellation, and the term `2(m̃ − mean)·Σ(v − m̃)` corrects for the
+/// plane mean `m̃` having been rounded to f32.
+pub(crate) fn channel_moments(table: &[(f32, f32)], c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = table.len() / c.max(1);
+    let (count, plane) = ((n * hw) as f64, hw as f64);
+    let sums = channel_sums(table, c, |(s, _)| f64::from(s));
+    let mean: Vec<f64> = sums.iter().map(|s| s / count).collect();
+    let mut m2 = vec![0.0f64; c];
+    for row in table.chunks_exact(c.max(1)) {
+        for (ch, (s, sq)) in row.iter().enumerate() {
+            let pm = f64::from(*s / hw.max(1) as f32);
+            let d = pm - mean[ch];
+            m2[ch] += f64::from(*sq) + 2.0 * d * (f64::from(*s) - plane * pm) + plane * d * d;
+        }
+    }
+    (
+        mean.iter().map(|m| *m as f32).collect(),
+        m2.iter().map(|v| (v / count).max(0.0) as f32).collect(),
+    )
+}
+
+/// Per-channel batch statistics of `x` viewed as `[N, C, HW]`: `(mean, biased var)` from
+/// per-plane moments (see [`plane_moments`], [`channel_moments`]).
 pub(crate) fn bn_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
-    let m = (n * hw) as f64;
     let plane = |i: usize, ch: usize| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
-    let sums = per_plane(n, c, |i, ch| plane_sum(plane(i, ch)));
-    let mean: Vec<f32> = channel_sums(&sums, c, f64::from)
-        .into_iter()
-        .map(|s| (s / m) as f32)
-        .collect();
-    let sq = per_plane(n, c, |i, ch| plane_sq_dev(plane(i, ch), mean[ch]));
-    let var = channel_sums(&sq, c, f64::from)
-        .into_iter()
-        .map(|s| (s / m) as f32)
-        .collect();
-    (mean, var)
+    channel_moments(&per_plane(n, c, |i, ch| plane_moments(plane(i, ch))), c, hw)
 }
 
 /// What follows the normalisation in [`bn_apply`], in the same pass over the map.

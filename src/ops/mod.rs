@@ -7,6 +7,8 @@
 //!   backward on flex and candle, 2-D-view burn ops on any other (ndarray included);
 //!   [`batch_norm_relu_train`] fuses the ReLU that follows, [`batch_norm_add_relu_train`]
 //!   a residual block's end (BatchNorm, shortcut add, ReLU).
+//! * [`batch_norm_relu_conv2d`]: `conv(relu(BN(x)), w)` as one op, the BatchNorm + ReLU
+//!   applied in the convolution's input read (the normalised map is never stored).
 //! * [`conv2d_forward`] / [`batch_norm_forward`]: the same, as drop-in replacements for
 //!   `Conv2d::forward` / `BatchNorm::forward` on burn's own modules.
 //!
@@ -18,6 +20,7 @@ mod host;
 mod implicit_gemm;
 mod kernels;
 mod modules;
+mod norm_conv;
 
 pub use batch_norm::{
     batch_norm_add_relu_train, batch_norm_eval, batch_norm_eval_2d, batch_norm_relu_train,
@@ -26,3 +29,4 @@ pub use batch_norm::{
 };
 pub use conv::{conv2d, has_fast_conv};
 pub use modules::{batch_norm_forward, conv2d_forward};
+pub use norm_conv::batch_norm_relu_conv2d;

@@ -1,0 +1,313 @@
+//! `conv(relu(BN(x)), w)` as one op: the BatchNorm + ReLU that opens a residual block,
+//! applied inside the block's second convolution as it reads its input.
+//!
+//! Why: as two ops, BatchNorm + ReLU writes its output map and the convolution reads it
+//! back and keeps it for the weight gradient. Here the convolution's plane fill computes
+//! `max(x·scale + shift, 0)` per channel while it copies `x` (the implicit GEMM's fill, see
+//! `implicit_gemm`), and the weight gradient's fill recomputes it: the normalised map is
+//! never written, and the backward keeps only `x`, which BatchNorm keeps anyway. That is
+//! one map fewer per block at the backward peak, and two passes over it fewer per forward.
+//!
+//! Fused on flex and candle (bare or under `Autodiff`), where both the fused BatchNorm and
+//! the fast convolution run; everywhere else (and for dilation, groups or other dtypes) it
+//! is [`batch_norm_relu_train`] followed by [`conv2d`], the same arithmetic.
+
+use core::any::TypeId;
+use std::sync::Arc;
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{ConvOptions, FloatTensor};
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+
+use super::batch_norm::{SavedBn, batch_norm_relu_train, bn_label, inv_std, scale_shift};
+use super::conv::{conv2d, geom};
+use super::host::{HostBuf, cast, device_tensor, host};
+use super::kernels::{
+    ConvGeom, NormRelu, bn_stats, conv_backward_w, conv_backward_x, conv_forward,
+};
+use crate::step_profile::kernel;
+
+/// `conv2d(relu(BN(x)), weight)` in training mode with affine BatchNorm parameters and a
+/// bias-free convolution. Returns `(y, mean, var)`: the convolution's output and the
+/// BatchNorm's per-channel batch statistics `[C]`, as [`super::batch_norm_train`] returns
+/// them (constants, for the running statistics). Gradients flow to `x`, `gamma`, `beta`
+/// and `weight`.
+pub fn batch_norm_relu_conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+    weight: Tensor<B, 4>,
+    options: ConvOptions<2>,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let unfused = |x, gamma, beta, weight, options| {
+        let (y, mean, var) = batch_norm_relu_train(x, Some(gamma), Some(beta), eps);
+        (conv2d(y, weight, None, options), mean, var)
+    };
+    let fused = [x.dtype(), gamma.dtype(), beta.dtype(), weight.dtype()]
+        .iter()
+        .all(|d| *d == DType::F32)
+        && options.dilation == [1, 1]
+        && options.groups == 1;
+    if !fused {
+        return unfused(x, gamma, beta, weight, options);
+    }
+    let device = x.device();
+    let c = x.dims()[1];
+    match dispatch(Inputs {
+        x,
+        gamma,
+        beta,
+        weight,
+        options,
+        eps,
+    }) {
+        Ok((y, mean, var)) => {
+            let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
+            (y, stat(mean), stat(var))
+        }
+        Err(i) => unfused(i.x, i.gamma, i.beta, i.weight, i.options),
+    }
+}
+
+/// The op's arguments, moved as one through the backend routing.
+struct Inputs<B: Backend> {
+    x: Tensor<B, 4>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    weight: Tensor<B, 4>,
+    options: ConvOptions<2>,
+    eps: f64,
+}
+
+impl<B: Backend> Inputs<B> {
+    /// The same arguments as tensors of `X`, which is `B` (checked by `TypeId`).
+    fn cast<X: Backend>(self) -> Inputs<X> {
+        Inputs {
+            x: cast(self.x),
+            gamma: cast(self.gamma),
+            beta: cast(self.beta),
+            weight: cast(self.weight),
+            options: self.options,
+            eps: self.eps,
+        }
+    }
+}
+
+type Out<B> = (Tensor<B, 4>, Vec<f32>, Vec<f32>);
+
+/// Routes flex and candle to the fused kernels; returns the inputs otherwise.
+#[allow(deprecated)] // burn-candle
+fn dispatch<B: Backend>(inputs: Inputs<B>) -> Result<Out<B>, Inputs<B>> {
+    let id = TypeId::of::<B>();
+    macro_rules! route {
+        ($inner:ty) => {
+            if id == TypeId::of::<$inner>() {
+                let (y, m, v) = fused_plain::<$inner>(inputs.cast());
+                return Ok((cast(y), m, v));
+            }
+            if id == TypeId::of::<Autodiff<$inner>>() {
+                let (y, m, v) = fused_autodiff::<$inner>(inputs.cast());
+                return Ok((cast(y), m, v));
+            }
+        };
+    }
+    // Not ndarray: its BatchNorm stays composite (see `batch_norm::dispatch`).
+    #[cfg(feature = "flex")]
+    route!(burn::backend::Flex);
+    #[cfg(feature = "candle")]
+    route!(burn::backend::Candle);
+    let _ = id;
+    Err(inputs)
+}
+
+/// The forward on host values: BatchNorm statistics of `x`, then the convolution with the
+/// normalisation applied in its input read.
+struct Forward {
+    y: Vec<f32>,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    inv_std: Vec<f32>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+}
+
+fn forward(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+) -> Forward {
+    let (mean, var) = kernel(
+        "batchnorm+relu forward",
+        || bn_label([g.n, g.c, g.h, g.w]),
+        0.0,
+        || bn_stats(x, g.n, g.c, g.h * g.w),
+    );
+    let inv = inv_std(&var, eps);
+    let (scale, shift) = scale_shift(&mean, &inv, Some((gamma, beta)));
+    let y = kernel(
+        "conv forward",
+        || g.label(co),
+        g.product_flops(co),
+        || {
+            conv_forward(
+                x,
+                w,
+                co,
+                g,
+                Some(NormRelu {
+                    scale: &scale,
+                    shift: &shift,
+                }),
+            )
+        },
+    );
+    Forward {
+        y,
+        mean,
+        var,
+        inv_std: inv,
+        scale,
+        shift,
+    }
+}
+
+/// The convolution's geometry and output channels for these inputs.
+fn shape<B: Backend>(i: &Inputs<B>) -> (ConvGeom, usize) {
+    let w_dims = i.weight.dims();
+    (geom(i.x.dims(), w_dims, &i.options), w_dims[0])
+}
+
+/// Fused forward on a non-autodiff backend.
+fn fused_plain<B: Backend>(i: Inputs<B>) -> Out<B> {
+    let (g, co) = shape(&i);
+    let device = i.x.device();
+    let [xh, wh] = [i.x, i.weight].map(|t| host::<B, 4>(t.into_primitive().tensor()));
+    let [gh, bh] = [i.gamma, i.beta].map(|t| host::<B, 1>(t.into_primitive().tensor()));
+    let f = forward(&xh, &gh, &bh, i.eps, &wh, co, &g);
+    let y = device_tensor::<B, 4>(f.y, [g.n, co, g.ho, g.wo], &device);
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(y)),
+        f.mean,
+        f.var,
+    )
+}
+
+/// What the backward keeps: BatchNorm's state (its input `x` and constants) and the weight.
+#[derive(Debug, Clone)]
+struct SavedNormConv {
+    bn: SavedBn,
+    w: Arc<HostBuf>,
+    w_dims: [usize; 4],
+    g: ConvGeom,
+}
+
+/// Backward of `conv(relu(BN(x)), w)` (parents: x, γ, β, w).
+#[derive(Debug)]
+struct NormConvBackward;
+
+impl<B: Backend> Backward<B, 4> for NormConvBackward {
+    type State = SavedNormConv;
+
+    fn backward(self, ops: Ops<SavedNormConv, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_g, node_b, node_w] = ops.parents;
+        let dy_t = grads.consume::<B>(&ops.node);
+        let device = B::float_device(&dy_t);
+        let s = &ops.state;
+        let (g, co) = (&s.g, s.w_dims[0]);
+        let dy = host::<B, 4>(dy_t);
+        let (scale, shift) =
+            s.bn.relu
+                .as_ref()
+                .expect("saved with the ReLU's scale and shift");
+        let norm = NormRelu { scale, shift };
+        if let Some(node) = node_w {
+            let dw = kernel(
+                "conv weight grad",
+                || g.label(co),
+                g.product_flops(co),
+                || conv_backward_w(&s.bn.x, &dy, co, g, Some(norm)),
+            );
+            grads.register::<B>(node.id, device_tensor::<B, 4>(dw, s.w_dims, &device));
+        }
+        if node_x.is_none() && node_g.is_none() && node_b.is_none() {
+            return;
+        }
+        // The gradient of the normalised map, then BatchNorm + ReLU's backward.
+        let gin = kernel(
+            "conv input grad",
+            || g.label(co),
+            g.product_flops(co),
+            || conv_backward_x(&dy, &s.w, co, g),
+        );
+        let (dx, dgamma, dbeta) = kernel(
+            "batchnorm+relu backward",
+            || bn_label(s.bn.dims),
+            0.0,
+            || s.bn.grads_host(&gin),
+        );
+        let c = g.c;
+        let grads_of: [(_, FloatTensor<B>); 3] = [
+            (node_x, device_tensor::<B, 4>(dx, s.bn.dims, &device)),
+            (node_g, device_tensor::<B, 1>(dgamma, [c], &device)),
+            (node_b, device_tensor::<B, 1>(dbeta, [c], &device)),
+        ];
+        for (parent, grad) in grads_of {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Fused forward on `Autodiff<B>`, recording [`NormConvBackward`].
+fn fused_autodiff<B: Backend>(i: Inputs<Autodiff<B>>) -> Out<Autodiff<B>> {
+    let (g, co) = shape(&i);
+    let w_dims = i.weight.dims();
+    let device = i.x.device();
+    let [x, w] = [i.x, i.weight].map(|t| t.into_primitive().tensor());
+    let [gamma, beta] = [i.gamma, i.beta].map(|t| t.into_primitive().tensor());
+    let xh = host::<B, 4>(x.primitive);
+    let wh = host::<B, 4>(w.primitive);
+    let gh = host::<B, 1>(gamma.primitive);
+    let bh = host::<B, 1>(beta.primitive);
+    let f = forward(&xh, &gh, &bh, i.eps, &wh, co, &g);
+    let y = device_tensor::<B, 4>(f.y, [g.n, co, g.ho, g.wo], &device);
+    let out = match NormConvBackward
+        .prepare::<NoCheckpointing>([x.node, gamma.node, beta.node, w.node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = SavedNormConv {
+                bn: SavedBn {
+                    x: Arc::new(xh),
+                    mean: Arc::new(f.mean.clone()),
+                    inv_std: Arc::new(f.inv_std),
+                    gamma: Some(Arc::new(gh)),
+                    relu: Some((Arc::new(f.scale), Arc::new(f.shift))),
+                    dims: [g.n, g.c, g.h, g.w],
+                },
+                w: Arc::new(wh),
+                w_dims,
+                g,
+            };
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(out)),
+        f.mean,
+        f.var,
+    )
+}
