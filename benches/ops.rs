@@ -215,7 +215,7 @@ fn bench_ops<B: Backend>(name: &str, cfg: &Cfg) {
         let fast = measure(reps, || {
             let x = x.clone().require_grad();
             fwd_bwd(&dev, || {
-                ops::batch_norm_train(x, Some(gamma.clone()), Some(beta.clone()), 1e-5).0
+                ops::batch_norm_train(x, Some(gamma.clone()), Some(beta.clone()), 1e-5, None).0
             })
         });
         row(name, "batchnorm ops (fused)", &shape, fast);
@@ -381,7 +381,7 @@ impl<B: Backend> Net<B> {
         match imp {
             Impl::Stock => m.stock.forward(x),
             Impl::Fast | Impl::StockConvBn2d => {
-                ops::batch_norm_train(x, Some(m.gamma.clone()), Some(m.beta.clone()), 1e-5).0
+                ops::batch_norm_train(x, Some(m.gamma.clone()), Some(m.beta.clone()), 1e-5, None).0
             }
         }
     }

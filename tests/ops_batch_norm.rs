@@ -74,9 +74,15 @@ fn check_4d<B: Backend>(shape: [usize; 4], affine: bool, relu: bool) {
         ops::batch_norm_train::<Autodiff<B>>
     };
     let (yf, mean, var) = if affine {
-        train(xf.clone(), Some(gamma.clone()), Some(beta.clone()), EPS)
+        train(
+            xf.clone(),
+            Some(gamma.clone()),
+            Some(beta.clone()),
+            EPS,
+            None,
+        )
     } else {
-        train(xf.clone(), None, None, EPS)
+        train(xf.clone(), None, None, EPS, None)
     };
     let gf = (yf.clone() * r).sum().backward();
 
@@ -155,8 +161,14 @@ fn check_add_relu<B: Backend>(shape: [usize; 4]) {
     let (xf, rf) = (x.clone().require_grad(), r.clone().require_grad());
     let gamma = bn.gamma.val().detach().require_grad();
     let beta = bn.beta.val().detach().require_grad();
-    let (yf, mean, var) =
-        ops::batch_norm_add_relu_train(xf.clone(), rf.clone(), gamma.clone(), beta.clone(), EPS);
+    let (yf, mean, var) = ops::batch_norm_add_relu_train(
+        xf.clone(),
+        rf.clone(),
+        gamma.clone(),
+        beta.clone(),
+        EPS,
+        None,
+    );
     let gf = (yf.clone() * w).sum().backward();
 
     assert_partly_clipped(yf.clone().inner(), &ctx);
@@ -184,8 +196,13 @@ fn check_add_relu<B: Backend>(shape: [usize; 4]) {
             "{ctx}: {what} grad"
         );
     }
-    let (_, mean_ref, var_ref) =
-        ops::batch_norm_train(x.clone(), Some(gamma.clone()), Some(beta.clone()), EPS);
+    let (_, mean_ref, var_ref) = ops::batch_norm_train(
+        x.clone(),
+        Some(gamma.clone()),
+        Some(beta.clone()),
+        EPS,
+        None,
+    );
     assert!(rel_err(mean.inner(), mean_ref.inner()) < TOL, "{ctx}: mean");
     assert!(rel_err(var.inner(), var_ref.inner()) < TOL, "{ctx}: var");
 
@@ -193,8 +210,8 @@ fn check_add_relu<B: Backend>(shape: [usize; 4]) {
     let (xi, ri) = (x.inner(), r.inner());
     let (gi, bi) = (gamma.inner(), beta.inner());
     let (y, _, _) =
-        ops::batch_norm_add_relu_train(xi.clone(), ri.clone(), gi.clone(), bi.clone(), EPS);
-    let (y_bn, _, _) = ops::batch_norm_train(xi, Some(gi), Some(bi), EPS);
+        ops::batch_norm_add_relu_train(xi.clone(), ri.clone(), gi.clone(), bi.clone(), EPS, None);
+    let (y_bn, _, _) = ops::batch_norm_train(xi, Some(gi), Some(bi), EPS, None);
     let y_ref = burn::tensor::activation::relu(y_bn + ri);
     assert!(rel_err(y, y_ref) < TOL, "{ctx}: bare backend");
 }
@@ -242,7 +259,7 @@ fn check_two_pass<B: Backend>() {
         .map(|i| 1.0e4 + ((i * 7) % 5) as f32 * 0.01)
         .collect();
     let x = Tensor::<B, 4>::from_data(TensorData::new(vals.clone(), [2, 2, 4, 4]), &dev);
-    let (_, _, var) = ops::batch_norm_train(x, None, None, EPS);
+    let (_, _, var) = ops::batch_norm_train(x, None, None, EPS, None);
     let var: Vec<f32> = var.into_data().into_vec().unwrap();
     for (ch, v) in var.iter().enumerate() {
         let xs: Vec<f64> = (0..2)
@@ -287,7 +304,7 @@ fn check_composite<B: Backend>(shape: [usize; 4]) {
     let gs = (ys.clone() * r.clone()).sum().backward();
     let xf = x.require_grad();
     let gamma = bn.gamma.val().detach().require_grad();
-    let (yf, _, _) = ops::batch_norm_train(xf.clone(), Some(gamma.clone()), None, EPS);
+    let (yf, _, _) = ops::batch_norm_train(xf.clone(), Some(gamma.clone()), None, EPS, None);
     let gf = (yf.clone() * r).sum().backward();
     assert!(
         rel_err(yf.inner(), ys.inner()) < TOL,

@@ -166,6 +166,32 @@ fn check_chain<B: Backend>() {
     assert!(rel_err(b2, a2) < TOL);
 }
 
+/// `conv2d_with_stats`: the same output as `conv2d`, and (on the fast path) per-channel
+/// batch statistics of it equal to those BatchNorm computes itself; on the implicit GEMM
+/// (3x3 on 16 channels, stride 1 and 2) and im2col paths (3 channels, 1x1 stride 2).
+fn check_stats<B: Backend>() {
+    let dev = B::Device::default();
+    let cases = [
+        ([2, 16, 6, 7], 16, 3, 1),
+        ([3, 16, 7, 7], 32, 3, 2),
+        ([2, 3, 5, 5], 4, 3, 1),
+        ([2, 8, 6, 6], 16, 1, 2),
+    ];
+    for (shape, co, k, s) in cases {
+        let x = Tensor::<B, 4>::random(shape, Distribution::Normal(1., 2.), &dev);
+        let w = Tensor::<B, 4>::random([co, shape[1], k, k], Distribution::Normal(0.2, 1.), &dev);
+        let o = ConvOptions::new([s, s], [k / 2, k / 2], [1, 1], 1);
+        let (y, stats) = ops::conv2d_with_stats(x.clone(), w.clone(), o.clone());
+        let y_ref = ops::conv2d(x, w, None, o);
+        assert!(rel_err(y.clone(), y_ref) < TOL, "{shape:?}: output");
+        let stats = stats.expect("the fast path computes the statistics");
+        let (_, mean, var) = ops::batch_norm_train(y.clone(), None, None, 1e-5, Some(stats));
+        let (_, mean_ref, var_ref) = ops::batch_norm_train(y, None, None, 1e-5, None);
+        assert!(rel_err(mean, mean_ref) < TOL, "{shape:?}: mean");
+        assert!(rel_err(var, var_ref) < TOL, "{shape:?}: variance");
+    }
+}
+
 /// Options the fast path does not handle fall back to the stock op (same results).
 #[cfg(feature = "flex")]
 fn check_fallback<B: Backend>() {
@@ -184,6 +210,7 @@ fn conv2d_flex() {
     check_backend::<burn::backend::Flex>("flex");
     check_no_input_grad::<burn::backend::Flex>();
     check_chain::<burn::backend::Flex>();
+    check_stats::<burn::backend::Flex>();
     check_fallback::<burn::backend::Flex>();
 }
 
@@ -193,6 +220,7 @@ fn conv2d_ndarray() {
     check_backend::<burn::backend::NdArray>("ndarray");
     check_no_input_grad::<burn::backend::NdArray>();
     check_chain::<burn::backend::NdArray>();
+    check_stats::<burn::backend::NdArray>();
 }
 
 #[cfg(feature = "candle")]
@@ -202,4 +230,5 @@ fn conv2d_candle() {
     check_backend::<burn::backend::Candle>("candle");
     check_no_input_grad::<burn::backend::Candle>();
     check_chain::<burn::backend::Candle>();
+    check_stats::<burn::backend::Candle>();
 }

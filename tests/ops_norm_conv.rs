@@ -43,17 +43,21 @@ fn check<B: Backend>(shape: [usize; 4], co: usize, k: usize, s: usize) {
     let (xf, wf) = (x.clone().require_grad(), w.clone().require_grad());
     let gamma = bn.gamma.val().detach().require_grad();
     let beta = bn.beta.val().detach().require_grad();
-    let (yf, mean, var) = ops::batch_norm_relu_conv2d(
+    let (yf, mean, var, y_stats) = ops::batch_norm_relu_conv2d(
         xf.clone(),
         gamma.clone(),
         beta.clone(),
         EPS,
         wf.clone(),
         opts.clone(),
+        None,
     );
     let gf = (yf.clone() * r).sum().backward();
 
-    assert!(rel_err(yf.inner(), ys.inner()) < TOL, "{ctx}: forward");
+    assert!(
+        rel_err(yf.clone().inner(), ys.inner()) < TOL,
+        "{ctx}: forward"
+    );
     let grads = [
         ("input", xf.grad(&gf), xs.grad(&gs)),
         ("weight", wf.grad(&gf), ws.grad(&gs)),
@@ -70,10 +74,24 @@ fn check<B: Backend>(shape: [usize; 4], co: usize, k: usize, s: usize) {
         let e = rel_err(got.unwrap(), want.unwrap());
         assert!(e < TOL, "{ctx}: {what} grad, error {e}");
     }
-    let (h_ref, mean_ref, var_ref) =
-        ops::batch_norm_relu_train(x.clone(), Some(gamma.clone()), Some(beta.clone()), EPS);
+    let (h_ref, mean_ref, var_ref) = ops::batch_norm_relu_train(
+        x.clone(),
+        Some(gamma.clone()),
+        Some(beta.clone()),
+        EPS,
+        None,
+    );
     assert!(rel_err(mean.inner(), mean_ref.inner()) < TOL, "{ctx}: mean");
     assert!(rel_err(var.inner(), var_ref.inner()) < TOL, "{ctx}: var");
+    // The statistics of the output handed on to the next BatchNorm, where computed: the
+    // next BatchNorm gives the same result with them as with its own.
+    let y_in = yf.clone().inner();
+    if let Some(s) = y_stats {
+        let with = ops::batch_norm_train(y_in.clone(), None, None, EPS, Some(s));
+        let own = ops::batch_norm_train(y_in, None, None, EPS, None);
+        assert!(rel_err(with.0, own.0) < TOL, "{ctx}: next BatchNorm");
+        assert!(rel_err(with.2, own.2) < TOL, "{ctx}: output variance");
+    }
     // Some of the normalised values are clipped and some not, so the ReLU is exercised.
     let zeros = h_ref
         .inner()
@@ -91,17 +109,39 @@ fn check<B: Backend>(shape: [usize; 4], co: usize, k: usize, s: usize) {
     // Bare backend (no autodiff): the same op against the two ops it fuses.
     let (xi, wi) = (x.inner(), w.inner());
     let (gi, bi) = (gamma.inner(), beta.inner());
-    let (y, _, _) = ops::batch_norm_relu_conv2d(
-        xi.clone(),
-        gi.clone(),
-        bi.clone(),
-        EPS,
-        wi.clone(),
-        opts.clone(),
-    );
-    let (h, _, _) = ops::batch_norm_relu_train(xi, Some(gi), Some(bi), EPS);
-    let y_ref = ops::conv2d(h, wi, None, opts);
-    assert!(rel_err(y, y_ref) < TOL, "{ctx}: bare backend");
+    let fused = |given| {
+        ops::batch_norm_relu_conv2d(
+            xi.clone(),
+            gi.clone(),
+            bi.clone(),
+            EPS,
+            wi.clone(),
+            opts.clone(),
+            given,
+        )
+        .0
+    };
+    let y = fused(None);
+    let (h, _, _) =
+        ops::batch_norm_relu_train(xi.clone(), Some(gi.clone()), Some(bi.clone()), EPS, None);
+    let y_ref = ops::conv2d(h, wi.clone(), None, opts.clone());
+    assert!(rel_err(y.clone(), y_ref) < TOL, "{ctx}: bare backend");
+
+    // Given the input's statistics (as a convolution hands them on: here an identity 1x1
+    // one) the op skips its own pass, same output; statistics of another shape are unused.
+    let identity = |x: Tensor<B, 4>| {
+        let eye = Tensor::<B, 2>::eye(c, &dev).reshape([c, c, 1, 1]);
+        ops::conv2d_with_stats(x, eye, ConvOptions::new([1, 1], [0, 0], [1, 1], 1))
+    };
+    let (x_again, given) = identity(xi.clone());
+    assert!(rel_err(x_again, xi.clone()) < TOL, "{ctx}: identity conv");
+    let wrong_shape = identity(xi.clone().narrow(0, 0, 1)).1;
+    for given in [given, wrong_shape] {
+        assert!(
+            rel_err(fused(given), y.clone()) < TOL,
+            "{ctx}: given statistics"
+        );
+    }
 }
 
 fn check_all<B: Backend>() {

@@ -1,6 +1,6 @@
 //! The residual basic block (two 3x3 convolutions), as in ResNet-18.
 
-use super::norm::{BatchNorm, BatchNormConfig};
+use super::norm::{BatchNorm, BatchNormConfig, WithStats};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
@@ -92,6 +92,15 @@ pub(crate) fn apply_conv<B: Backend>(m: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B
     )
 }
 
+/// [`apply_conv`] with the output's batch statistics where the fast path computed them
+/// (a bias-free convolution: every one here is followed by BatchNorm).
+pub(crate) fn conv_with_stats<B: Backend>(m: &Conv2d<B>, x: Tensor<B, 4>) -> WithStats<B> {
+    if !super::fast_ops() || m.bias.is_some() {
+        return (apply_conv(m, x), None);
+    }
+    crate::ops::conv2d_with_stats(x, m.weight.val(), conv_options(m))
+}
+
 /// The options of a convolution built by [`conv`]: symmetric padding of kernel / 2.
 pub(crate) fn conv_options<B: Backend>(m: &Conv2d<B>) -> ConvOptions<2> {
     let pad = m.kernel_size[0] / 2;
@@ -102,10 +111,10 @@ impl<B: Backend> BasicBlock<B> {
     /// Apply the block to `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let shortcut = match &self.downsample {
-            Some(d) => d.bn.forward4(apply_conv(&d.conv, x.clone())),
+            Some(d) => d.bn.forward4_with(conv_with_stats(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let h = apply_conv(&self.conv1, x);
+        let h = conv_with_stats(&self.conv1, x);
         let y = self.bn1.forward4_relu_conv(h, &self.conv2);
         self.bn2.forward4_add_relu(y, shortcut)
     }

@@ -13,6 +13,8 @@
 use burn::config::Config;
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
+
+use crate::ops::BatchStats;
 use burn::tensor::{Tensor, backend::Backend};
 
 /// Builds a [`BatchNorm`].
@@ -67,18 +69,34 @@ impl BatchNormConfig {
     }
 }
 
+/// A feature map with its batch statistics where the convolution that produced it computed
+/// them (`ops::conv2d_with_stats`): the norms below then skip their own pass over the map.
+pub type WithStats<B> = (Tensor<B, 4>, Option<BatchStats>);
+
 impl<B: Backend> BatchNorm<B> {
     /// `relu(forward4(x))`, fused into one pass where the backend has the fused kernels.
-    pub fn forward4_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward4_relu(&self, (x, stats): WithStats<B>) -> Tensor<B, 4> {
         if super::fast_ops() && B::ad_enabled(&x.device()) {
-            return self.forward4_fused(x, true);
+            return self.forward4_fused(x, true, stats);
         }
         burn::tensor::activation::relu(self.forward4(x))
     }
 
+    /// [`Self::forward4`] of a map that may come with its batch statistics.
+    pub fn forward4_with(&self, (x, stats): WithStats<B>) -> Tensor<B, 4> {
+        if super::fast_ops() && B::ad_enabled(&x.device()) {
+            return self.forward4_fused(x, false, stats);
+        }
+        self.forward4(x)
+    }
+
     /// `relu(forward4(x) + residual)`, the end of a residual block: one fused op in training
     /// where the backend has the fused kernels and the norm is affine.
-    pub fn forward4_add_relu(&self, x: Tensor<B, 4>, residual: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward4_add_relu(
+        &self,
+        (x, stats): WithStats<B>,
+        residual: Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
         if let (Some(gamma), Some(beta)) = (&self.gamma, &self.beta)
             && super::fast_ops()
             && B::ad_enabled(&x.device())
@@ -90,6 +108,7 @@ impl<B: Backend> BatchNorm<B> {
                 gamma.val(),
                 beta.val(),
                 self.epsilon,
+                stats,
             );
             self.update_running(mean.reshape([1, c]), var.reshape([1, c]), n * h * w);
             return y;
@@ -100,37 +119,44 @@ impl<B: Backend> BatchNorm<B> {
     /// `conv(relu(forward4(x)))` for a bias-free convolution built by `block::conv`: in
     /// training, where the backend has the fused kernels and the norm is affine, one op that
     /// normalises inside the convolution's input read, so the normalised map is neither
-    /// written nor kept for the backward (`ops::batch_norm_relu_conv2d`).
-    pub fn forward4_relu_conv(&self, x: Tensor<B, 4>, conv: &Conv2d<B>) -> Tensor<B, 4> {
+    /// written nor kept for the backward (`ops::batch_norm_relu_conv2d`). The output comes
+    /// with its batch statistics where the convolution computed them.
+    pub fn forward4_relu_conv(&self, (x, stats): WithStats<B>, conv: &Conv2d<B>) -> WithStats<B> {
         if let (Some(gamma), Some(beta), None) = (&self.gamma, &self.beta, &conv.bias)
             && super::fast_ops()
             && B::ad_enabled(&x.device())
         {
             let [n, c, h, w] = x.dims();
-            let (y, mean, var) = crate::ops::batch_norm_relu_conv2d(
+            let (y, mean, var, y_stats) = crate::ops::batch_norm_relu_conv2d(
                 x,
                 gamma.val(),
                 beta.val(),
                 self.epsilon,
                 conv.weight.val(),
                 super::block::conv_options(conv),
+                stats,
             );
             self.update_running(mean.reshape([1, c]), var.reshape([1, c]), n * h * w);
-            return y;
+            return (y, y_stats);
         }
-        super::block::apply_conv(conv, self.forward4_relu(x))
+        super::block::conv_with_stats(conv, self.forward4_relu((x, stats)))
     }
 
     /// Training mode through `src/ops` (fused host kernels with an explicit backward where
     /// the backend has them), with or without the ReLU that follows.
-    fn forward4_fused(&self, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
+    fn forward4_fused(
+        &self,
+        x: Tensor<B, 4>,
+        relu: bool,
+        stats: Option<BatchStats>,
+    ) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let gamma = self.gamma.as_ref().map(|g| g.val());
         let beta = self.beta.as_ref().map(|b| b.val());
         let (y, mean, var) = if relu {
-            crate::ops::batch_norm_relu_train(x, gamma, beta, self.epsilon)
+            crate::ops::batch_norm_relu_train(x, gamma, beta, self.epsilon, stats)
         } else {
-            crate::ops::batch_norm_train(x, gamma, beta, self.epsilon)
+            crate::ops::batch_norm_train(x, gamma, beta, self.epsilon, stats)
         };
         self.update_running(mean.reshape([1, c]), var.reshape([1, c]), n * h * w);
         y
@@ -140,7 +166,7 @@ impl<B: Backend> BatchNorm<B> {
     pub fn forward4(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         if super::fast_ops() && B::ad_enabled(&x.device()) {
-            return self.forward4_fused(x, false);
+            return self.forward4_fused(x, false, None);
         }
         let rows = x.reshape([n * c, h * w]);
         let per_row = |v: Tensor<B, 2>| v.repeat_dim(0, n).reshape([n * c, 1]);

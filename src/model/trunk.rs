@@ -3,7 +3,7 @@
 //! One structure covers both presets: the compact edge trunk (32 → 32, 64, 128) and ResNet-18
 //! with the CIFAR stem (3x3 stride 1, no max-pool; 64 → 64, 128, 256, 512, two blocks each).
 
-use super::block::{BasicBlock, BasicBlockConfig, apply_conv, conv};
+use super::block::{BasicBlock, BasicBlockConfig, conv, conv_with_stats};
 use super::norm::{BatchNorm, BatchNormConfig};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -132,7 +132,7 @@ pub struct ResidualTrunk<B: Backend> {
 impl<B: Backend> ResidualTrunk<B> {
     /// Features of a batch of images.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = self.bn1.forward4_relu(apply_conv(&self.conv1, images));
+        let mut x = self.bn1.forward4_relu(conv_with_stats(&self.conv1, images));
         for block in self.layers.iter().flatten() {
             x = block.forward(x);
         }

@@ -29,8 +29,37 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::host::{HostBuf, cast, device_tensor, host};
-use super::kernels::{Epilogue, bn_apply, bn_backward, bn_stats, relu_grad_by_output};
+use super::kernels::{Epilogue, Stats, bn_apply, bn_backward, bn_stats, relu_grad_by_output};
 use crate::step_profile::kernel;
+
+/// Per-channel batch statistics of a feature map, computed by the convolution that produced
+/// it while each sample's output was in cache ([`super::conv2d_with_stats`]). Handed to the
+/// BatchNorm that follows, they spare it its own pass over the map; they are used only for
+/// a map of the shape they were computed on (otherwise the BatchNorm computes its own).
+#[derive(Debug, Clone)]
+pub struct BatchStats {
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    dims: [usize; 4],
+}
+
+impl BatchStats {
+    pub(super) fn new((mean, var): Stats, dims: [usize; 4]) -> Self {
+        Self { mean, var, dims }
+    }
+
+    /// `(mean, var)` of `x` (`dims`): the given statistics where they describe a map of
+    /// this shape, else computed.
+    pub(super) fn or_compute(given: Option<Self>, x: &[f32], dims: [usize; 4]) -> Stats {
+        match given {
+            Some(s) if s.dims == dims => (s.mean, s.var),
+            _ => {
+                let [n, c, h, w] = dims;
+                bn_stats(x, n, c, h * w)
+            }
+        }
+    }
+}
 
 /// Expands a per-channel `[1, C]` row to one value per row of the `[N*C, HW]` view.
 fn per_row<B: Backend>(c_row: Tensor<B, 2>, n: usize, c: usize) -> Tensor<B, 2> {
@@ -52,16 +81,20 @@ fn row<B: Backend>(v: Tensor<B, 1>, c: usize) -> Tensor<B, 2> {
 /// On the fused path `mean`/`var` are constants (no gradient flows through them); on the
 /// composite path they are graph nodes. Either way they are meant for running statistics.
 ///
+/// `stats`: the batch statistics of `x` from the convolution that produced it
+/// ([`super::conv2d_with_stats`]), or `None` to compute them here.
+///
 /// From a module's forward (train mode):
-/// `let (y, mean, var) = ops::batch_norm_train(x, Some(self.gamma.val()), Some(self.beta.val()), 1e-5);`
+/// `let (y, mean, var) = ops::batch_norm_train(x, Some(self.gamma.val()), Some(self.beta.val()), 1e-5, None);`
 /// then `ops::update_running_stats(..)` and store the result in the module's running state.
 pub fn batch_norm_train<B: Backend>(
     x: Tensor<B, 4>,
     gamma: Option<Tensor<B, 1>>,
     beta: Option<Tensor<B, 1>>,
     eps: f64,
+    stats: Option<BatchStats>,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
-    batch_norm_train_act(x, gamma, beta, eps, false)
+    batch_norm_train_act(x, gamma, beta, eps, false, stats)
 }
 
 /// [`batch_norm_train`] followed by ReLU: `relu(BN(x))`, the pair that opens every residual
@@ -73,8 +106,9 @@ pub fn batch_norm_relu_train<B: Backend>(
     gamma: Option<Tensor<B, 1>>,
     beta: Option<Tensor<B, 1>>,
     eps: f64,
+    stats: Option<BatchStats>,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
-    batch_norm_train_act(x, gamma, beta, eps, true)
+    batch_norm_train_act(x, gamma, beta, eps, true, stats)
 }
 
 /// `relu(BN(x) + residual)` in training mode with affine parameters: the end of a residual
@@ -82,16 +116,18 @@ pub fn batch_norm_relu_train<B: Backend>(
 /// over the map forward instead of three (BatchNorm, add, ReLU), and one backward that hands
 /// the residual its gradient; the ReLU mask comes from the saved output, which the next layer
 /// keeps anyway, so nothing extra is stored on flex. Elsewhere it is burn's add and `relu`
-/// after [`batch_norm_train`]. Returns `(y, mean, var)` as [`batch_norm_train`] does.
+/// after [`batch_norm_train`]. Returns `(y, mean, var)` as [`batch_norm_train`] does;
+/// `stats` as there.
 pub fn batch_norm_add_relu_train<B: Backend>(
     x: Tensor<B, 4>,
     residual: Tensor<B, 4>,
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
+    stats: Option<BatchStats>,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
     let unfused = |x, residual, gamma, beta| {
-        let (y, mean, var) = batch_norm_train(x, Some(gamma), Some(beta), eps);
+        let (y, mean, var) = batch_norm_train(x, Some(gamma), Some(beta), eps, None);
         (burn::tensor::activation::relu(y + residual), mean, var)
     };
     let fused = [x.dtype(), residual.dtype(), gamma.dtype(), beta.dtype()]
@@ -103,7 +139,7 @@ pub fn batch_norm_add_relu_train<B: Backend>(
     }
     let device = x.device();
     let c = x.dims()[1];
-    match dispatch_add_relu(x, residual, gamma, beta, eps) {
+    match dispatch_add_relu(x, residual, gamma, beta, eps, stats) {
         Ok((y, mean, var)) => {
             let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
             (y, stat(mean), stat(var))
@@ -118,6 +154,7 @@ fn batch_norm_train_act<B: Backend>(
     beta: Option<Tensor<B, 1>>,
     eps: f64,
     relu: bool,
+    stats: Option<BatchStats>,
 ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
     let composite = |x, gamma, beta| {
         let (y, mean, var) = batch_norm_train_composite(x, gamma, beta, eps);
@@ -137,7 +174,7 @@ fn batch_norm_train_act<B: Backend>(
     }
     let device = x.device();
     let c = x.dims()[1];
-    match dispatch(x, gamma.zip(beta), eps, relu) {
+    match dispatch(x, gamma.zip(beta), eps, relu, stats) {
         Ok((y, mean, var)) => {
             let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
             (y, stat(mean), stat(var))
@@ -176,6 +213,7 @@ fn dispatch<B: Backend>(
     affine: Affine<B>,
     eps: f64,
     relu: bool,
+    stats: Option<BatchStats>,
 ) -> Result<BnOut<B>, (Tensor<B, 4>, Affine<B>)> {
     let id = TypeId::of::<B>();
     let dims = x.dims();
@@ -191,7 +229,10 @@ fn dispatch<B: Backend>(
                 op,
                 || bn_label(dims),
                 0.0,
-                || $f::<$b>(cast(x), affine.map(|(g, b)| (cast(g), cast(b))), eps, relu),
+                || {
+                    let affine = affine.map(|(g, b)| (cast(g), cast(b)));
+                    $f::<$b>(cast(x), affine, eps, relu, stats)
+                },
             );
             return Ok((cast(y), m, v));
         }};
@@ -213,7 +254,7 @@ fn dispatch<B: Backend>(
     route!(burn::backend::Flex);
     #[cfg(feature = "candle")]
     route!(burn::backend::Candle);
-    let _ = (id, eps, relu, op, dims);
+    let _ = (id, eps, relu, op, dims, stats);
     Err((x, affine))
 }
 
@@ -227,6 +268,7 @@ fn dispatch_add_relu<B: Backend>(
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
+    stats: Option<BatchStats>,
 ) -> Result<BnOut<B>, AddReluInputs<B>> {
     let id = TypeId::of::<B>();
     let dims = x.dims();
@@ -238,7 +280,7 @@ fn dispatch_add_relu<B: Backend>(
                 OP,
                 || bn_label(dims),
                 0.0,
-                || $f::<$b>(cast(x), cast(residual), cast(gamma), cast(beta), eps),
+                || $f::<$b>(cast(x), cast(residual), cast(gamma), cast(beta), eps, stats),
             );
             return Ok((cast(y), m, v));
         }};
@@ -258,7 +300,7 @@ fn dispatch_add_relu<B: Backend>(
     route!(burn::backend::Flex);
     #[cfg(feature = "candle")]
     route!(burn::backend::Candle);
-    let _ = (id, eps, dims);
+    let _ = (id, eps, dims, stats);
     Err((x, residual, gamma, beta))
 }
 
@@ -269,9 +311,11 @@ fn add_relu_forward(
     gamma: &[f32],
     beta: &[f32],
     eps: f64,
-    [n, c, h, w]: [usize; 4],
+    dims: [usize; 4],
+    stats: Option<BatchStats>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (mean, var) = bn_stats(x, n, c, h * w);
+    let [_, c, h, w] = dims;
+    let (mean, var) = BatchStats::or_compute(stats, x, dims);
     let inv = inv_std(&var, eps);
     let (scale, shift) = scale_shift(&mean, &inv, Some((gamma, beta)));
     let y = bn_apply(x, &scale, &shift, c, h * w, Epilogue::AddRelu(residual));
@@ -285,12 +329,13 @@ fn bn_add_relu_plain<B: Backend>(
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
+    stats: Option<BatchStats>,
 ) -> BnOut<B> {
     let dims = x.dims();
     let device = x.device();
     let [xh, rh] = [x, residual].map(|t| host::<B, 4>(t.into_primitive().tensor()));
     let [gh, bh] = [gamma, beta].map(|t| host::<B, 1>(t.into_primitive().tensor()));
-    let (y, mean, var, _) = add_relu_forward(&xh, &rh, &gh, &bh, eps, dims);
+    let (y, mean, var, _) = add_relu_forward(&xh, &rh, &gh, &bh, eps, dims, stats);
     let y = device_tensor::<B, 4>(y, dims, &device);
     (Tensor::from_primitive(TensorPrimitive::Float(y)), mean, var)
 }
@@ -302,6 +347,7 @@ fn bn_add_relu_autodiff<B: Backend>(
     gamma: Tensor<Autodiff<B>, 1>,
     beta: Tensor<Autodiff<B>, 1>,
     eps: f64,
+    stats: Option<BatchStats>,
 ) -> BnOut<Autodiff<B>> {
     let dims = x.dims();
     let device = x.device();
@@ -311,7 +357,7 @@ fn bn_add_relu_autodiff<B: Backend>(
     let rh = host::<B, 4>(residual.primitive);
     let gh = host::<B, 1>(gamma.primitive);
     let bh = host::<B, 1>(beta.primitive);
-    let (y, mean, var, inv) = add_relu_forward(&xh, &rh, &gh, &bh, eps, dims);
+    let (y, mean, var, inv) = add_relu_forward(&xh, &rh, &gh, &bh, eps, dims, stats);
     drop(rh);
     let y = device_tensor::<B, 4>(y, dims, &device);
     let out = match BnAddReluBackward
@@ -418,11 +464,17 @@ pub(super) fn inv_std(var: &[f32], eps: f64) -> Vec<f32> {
 }
 
 /// Fused forward on a non-autodiff backend.
-fn bn_plain<B: Backend>(x: Tensor<B, 4>, affine: Affine<B>, eps: f64, relu: bool) -> BnOut<B> {
+fn bn_plain<B: Backend>(
+    x: Tensor<B, 4>,
+    affine: Affine<B>,
+    eps: f64,
+    relu: bool,
+    stats: Option<BatchStats>,
+) -> BnOut<B> {
     let [n, c, h, w] = x.dims();
     let device = x.device();
     let xh = host::<B, 4>(x.into_primitive().tensor());
-    let (mean, var) = bn_stats(&xh, n, c, h * w);
+    let (mean, var) = BatchStats::or_compute(stats, &xh, [n, c, h, w]);
     let inv = inv_std(&var, eps);
     let affine = affine.map(|(g, b)| {
         (
@@ -544,13 +596,14 @@ fn bn_autodiff<B: Backend>(
     affine: Affine<Autodiff<B>>,
     eps: f64,
     relu: bool,
+    stats: Option<BatchStats>,
 ) -> BnOut<Autodiff<B>> {
     let dims = x.dims();
-    let [n, c, h, w] = dims;
+    let [_, c, h, w] = dims;
     let device = x.device();
     let x = x.into_primitive().tensor();
     let xh = host::<B, 4>(x.primitive);
-    let (mean, var) = bn_stats(&xh, n, c, h * w);
+    let (mean, var) = BatchStats::or_compute(stats, &xh, dims);
     let inv = inv_std(&var, eps);
     let saved =
         |gamma: Option<Arc<HostBuf>>, xh: HostBuf, scale: Vec<f32>, shift: Vec<f32>| SavedBn {
@@ -656,7 +709,7 @@ pub fn batch_norm_train_2d<B: Backend>(
 ) -> (Tensor<B, 2>, Tensor<B, 1>, Tensor<B, 1>) {
     let [n, c] = x.dims();
     if has_fused_batch_norm::<B>() {
-        let (y, m, v) = batch_norm_train(x.reshape([n, c, 1, 1]), gamma, beta, eps);
+        let (y, m, v) = batch_norm_train(x.reshape([n, c, 1, 1]), gamma, beta, eps, None);
         return (y.reshape([n, c]), m, v);
     }
     let mean_c = x.clone().mean_dim(0);

@@ -31,6 +31,7 @@ use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use std::sync::Arc;
 
+use super::batch_norm::BatchStats;
 use super::host::{HostBuf, cast, device_tensor, host};
 use super::kernels::{ConvGeom, conv_backward_w, conv_backward_x, conv_forward};
 use crate::step_profile::kernel;
@@ -55,8 +56,8 @@ pub fn conv2d<B: Backend>(
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32;
     let y = if fast {
-        match dispatch(x, weight, &options) {
-            Ok(y) => y,
+        match dispatch(x, weight, &options, false) {
+            Ok((y, _)) => y,
             Err((x, weight)) => return burn::tensor::module::conv2d(x, weight, bias, options),
         }
     } else {
@@ -70,6 +71,29 @@ pub fn conv2d<B: Backend>(
             let b = b.reshape([1, co]).expand([n, co]).reshape([n * co, 1]);
             (y.reshape([n * co, ho * wo]) + b).reshape([n, co, ho, wo])
         }
+    }
+}
+
+/// [`conv2d`] without a bias, also returning the output's per-channel batch statistics
+/// where the fast path computed them (from plane moments taken while each sample's output
+/// is in cache): hand them to the BatchNorm that follows (`batch_norm_train` and friends),
+/// which then skips its own pass over the map. `None` on the stock fallback.
+pub fn conv2d_with_stats<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    options: ConvOptions<2>,
+) -> (Tensor<B, 4>, Option<BatchStats>) {
+    let fast = options.dilation == [1, 1]
+        && options.groups == 1
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32;
+    if fast {
+        match dispatch(x, weight, &options, true) {
+            Ok(out) => out,
+            Err((x, weight)) => (burn::tensor::module::conv2d(x, weight, None, options), None),
+        }
+    } else {
+        (burn::tensor::module::conv2d(x, weight, None, options), None)
     }
 }
 
@@ -95,23 +119,25 @@ pub fn has_fast_conv<B: Backend>() -> bool {
 
 type Args<B> = (Tensor<B, 4>, Tensor<B, 4>);
 
-/// Routes a known backend to its fast path; returns the inputs untouched otherwise.
+/// Routes a known backend to its fast path (with the output's batch statistics when
+/// `stats`); returns the inputs untouched otherwise.
 #[allow(deprecated)] // burn-candle
 fn dispatch<B: Backend>(
     x: Tensor<B, 4>,
     w: Tensor<B, 4>,
     options: &ConvOptions<2>,
-) -> Result<Tensor<B, 4>, Args<B>> {
+    stats: bool,
+) -> Result<(Tensor<B, 4>, Option<BatchStats>), Args<B>> {
     let id = TypeId::of::<B>();
     macro_rules! route {
         ($inner:ty) => {
             if id == TypeId::of::<$inner>() {
-                let y = conv2d_plain::<$inner>(cast(x), cast(w), options);
-                return Ok(cast(y));
+                let (y, s) = conv2d_plain::<$inner>(cast(x), cast(w), options, stats);
+                return Ok((cast(y), s));
             }
             if id == TypeId::of::<Autodiff<$inner>>() {
-                let y = conv2d_autodiff::<$inner>(cast(x), cast(w), options);
-                return Ok(cast(y));
+                let (y, s) = conv2d_autodiff::<$inner>(cast(x), cast(w), options, stats);
+                return Ok((cast(y), s));
             }
         };
     }
@@ -121,7 +147,7 @@ fn dispatch<B: Backend>(
     route!(burn::backend::NdArray);
     #[cfg(feature = "candle")]
     route!(burn::backend::Candle);
-    let _ = (id, options);
+    let _ = (id, options, stats);
     Err((x, w))
 }
 
@@ -164,26 +190,29 @@ fn conv2d_plain<B: Backend>(
     x: Tensor<B, 4>,
     w: Tensor<B, 4>,
     options: &ConvOptions<2>,
-) -> Tensor<B, 4> {
+    stats: bool,
+) -> (Tensor<B, 4>, Option<BatchStats>) {
     let g = geom(x.dims(), w.dims(), options);
     let co = w.dims()[0];
     let device = x.device();
-    let y = kernel(
+    let (y, s) = kernel(
         "conv forward",
         || g.label(co),
         g.product_flops(co),
         || {
-            let y = conv_forward(
+            let (y, s) = conv_forward(
                 &host::<B, 4>(x.into_primitive().tensor()),
                 &host::<B, 4>(w.into_primitive().tensor()),
                 co,
                 &g,
                 None,
+                stats,
             );
-            device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device)
+            (device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device), s)
         },
     );
-    Tensor::from_primitive(TensorPrimitive::Float(y))
+    let s = s.map(|s| BatchStats::new(s, [g.n, co, g.ho, g.wo]));
+    (Tensor::from_primitive(TensorPrimitive::Float(y)), s)
 }
 
 /// What the backward step keeps: the input and weight on the host (borrowed on flex) (the columns are
@@ -249,7 +278,8 @@ fn conv2d_autodiff<B: Backend>(
     x: Tensor<Autodiff<B>, 4>,
     w: Tensor<Autodiff<B>, 4>,
     options: &ConvOptions<2>,
-) -> Tensor<Autodiff<B>, 4> {
+    stats: bool,
+) -> (Tensor<Autodiff<B>, 4>, Option<BatchStats>) {
     let w_dims = w.dims();
     let g = geom(x.dims(), w_dims, options);
     let co = w_dims[0];
@@ -260,21 +290,19 @@ fn conv2d_autodiff<B: Backend>(
         .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
         .compute_bound()
         .stateful();
-    let (xh, wh, y) = kernel(
+    let (xh, wh, y, s) = kernel(
         "conv forward",
         || g.label(co),
         g.product_flops(co),
         || {
             let xh = Arc::new(host::<B, 4>(x.primitive));
             let wh = Arc::new(host::<B, 4>(w.primitive));
-            let y = conv_forward(&xh, &wh, co, &g, None);
-            (
-                xh,
-                wh,
-                device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device),
-            )
+            let (y, s) = conv_forward(&xh, &wh, co, &g, None, stats);
+            let y = device_tensor::<B, 4>(y, [g.n, co, g.ho, g.wo], &device);
+            (xh, wh, y, s)
         },
     );
+    let s = s.map(|s| BatchStats::new(s, [g.n, co, g.ho, g.wo]));
     let out = match prep {
         OpsKind::Tracked(prep) => prep.finish(
             SavedConv {
@@ -287,5 +315,5 @@ fn conv2d_autodiff<B: Backend>(
         ),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
-    Tensor::from_primitive(TensorPrimitive::Float(out))
+    (Tensor::from_primitive(TensorPrimitive::Float(out)), s)
 }

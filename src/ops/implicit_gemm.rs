@@ -38,8 +38,8 @@ use std::mem::MaybeUninit;
 use super::kernels::has_avx2;
 use super::kernels::simd_dispatch;
 use super::kernels::{
-    ConvGeom, NormRelu, add_into, assume_init, norm_relu, uninit, weight_from_tap_major,
-    with_scratch,
+    ConvGeom, NormRelu, add_into, assume_init, init_slice, norm_relu, sample_moments, uninit,
+    weight_from_tap_major, with_scratch,
 };
 
 /// Output positions per register tile (broadcast operand).
@@ -475,14 +475,17 @@ impl TapGemm<'_> {
 }
 
 /// Forward `y[n] = conv(x[n], w)` (`x` `[N, C, H, W]`, `w` `[CO, C, KH, KW]` viewed as
-/// `[CO, K]`), returns `[N, CO, HO·WO]`. The caller checks [`available`].
+/// `[CO, K]`), returns `[N, CO, HO·WO]` and, with `moments`, each output plane's
+/// [`plane_moments`] (`[N][CO]`, taken while the sample's output is in cache). The caller
+/// checks [`available`].
 pub(crate) fn conv_forward(
     x: &[f32],
     w: &[f32],
     co: usize,
     g: &ConvGeom,
     norm: Option<NormRelu>,
-) -> Vec<f32> {
+    moments: bool,
+) -> (Vec<f32>, Vec<(f32, f32)>) {
     let (k, p) = (g.k(), g.p());
     assert_eq!(w.len(), co * k, "conv weight is not [CO, K]");
     let layout = PhaseLayout::new(g);
@@ -498,14 +501,21 @@ pub(crate) fn conv_forward(
         lanes: co,
     };
     let mut y = uninit(g.n * co * p);
-    y.par_chunks_mut(co * p).enumerate().for_each(|(n, y_n)| {
-        with_scratch(planes_len, |planes| {
-            layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes, norm);
-            gemm.store(planes, y_n, p, None);
-        });
-    });
+    let table = y
+        .par_chunks_mut(co * p)
+        .enumerate()
+        .map(|(n, y_n)| {
+            with_scratch(planes_len, |planes| {
+                layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes, norm);
+                gemm.store(planes, y_n, p, None);
+            });
+            // SAFETY: TapGemm::store wrote every (channel, position) of the sample.
+            sample_moments(unsafe { init_slice(y_n) }, p, moments)
+        })
+        .flatten()
+        .collect();
     // SAFETY: TapGemm::store wrote every (channel, position) of every sample.
-    unsafe { assume_init(y) }
+    (unsafe { assume_init(y) }, table)
 }
 
 /// One class of input pixels for the input gradient: those whose padded coordinates
@@ -868,8 +878,8 @@ mod tests {
         agrees_with_im2col(
             "forward",
             CASES,
-            |i, g, co| conv_forward(&input(i, g), &weight(i, g, co), co, g, None),
-            |i, g, co| conv_forward_im2col(&input(i, g), &weight(i, g, co), co, g),
+            |i, g, co| conv_forward(&input(i, g), &weight(i, g, co), co, g, None, false).0,
+            |i, g, co| conv_forward_im2col(&input(i, g), &weight(i, g, co), co, g, false).0,
         );
     }
 

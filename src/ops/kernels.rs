@@ -394,20 +394,49 @@ pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 ///
 /// With `norm`, the input is `max(x·scale[c] + shift[c], 0)` per channel: applied as the
 /// implicit GEMM copies `x` into its planes, or written out first on the im2col path.
+///
+/// With `stats`, also the output's per-channel batch statistics, from plane moments taken
+/// while each sample's output is in cache: a BatchNorm that follows then need not read the
+/// map for them.
 pub(crate) fn conv_forward(
     x: &[f32],
     w: &[f32],
     co: usize,
     g: &ConvGeom,
     norm: Option<NormRelu>,
-) -> Vec<f32> {
-    if super::implicit_gemm::available() && super::implicit_gemm::pays_off(co, g) {
-        return super::implicit_gemm::conv_forward(x, w, co, g, norm);
+    stats: bool,
+) -> (Vec<f32>, Option<Stats>) {
+    let (y, table) = if super::implicit_gemm::available() && super::implicit_gemm::pays_off(co, g) {
+        super::implicit_gemm::conv_forward(x, w, co, g, norm, stats)
+    } else {
+        match norm {
+            Some(nr) => conv_forward_im2col(&nr.apply(x, g), w, co, g, stats),
+            None => conv_forward_im2col(x, w, co, g, stats),
+        }
+    };
+    let stats = stats.then(|| channel_moments(&table, co, g.p()));
+    (y, stats)
+}
+
+/// Per-channel batch statistics of a `[N, C, HW]` map: `(mean, biased var)`.
+pub(crate) type Stats = (Vec<f32>, Vec<f32>);
+
+/// The [`plane_moments`] of every `p`-float plane of one sample's output, or nothing when
+/// not `wanted`.
+pub(super) fn sample_moments(y_n: &[f32], p: usize, wanted: bool) -> Vec<(f32, f32)> {
+    if !wanted || p == 0 {
+        return Vec::new();
     }
-    match norm {
-        Some(nr) => conv_forward_im2col(&nr.apply(x, g), w, co, g),
-        None => conv_forward_im2col(x, w, co, g),
-    }
+    y_n.chunks_exact(p).map(plane_moments).collect()
+}
+
+/// A fully written chunk of an [`uninit`] buffer, read as floats.
+///
+/// # Safety
+/// Every element of `v` must have been initialised.
+pub(super) unsafe fn init_slice(v: &[MaybeUninit<f32>]) -> &[f32] {
+    // SAFETY: MaybeUninit<f32> has f32's layout; the caller guarantees initialisation.
+    unsafe { &*(v as *const [MaybeUninit<f32>] as *const [f32]) }
 }
 
 /// A per-channel BatchNorm + ReLU, `max(v·scale[c] + shift[c], 0)`, that a convolution
@@ -441,23 +470,37 @@ pub(super) fn norm_relu(v: f32, a: f32, b: f32) -> f32 {
 /// Forward: `y[n] = w[CO,K] · im2col(x[n])`, one sample per task with the thread's column
 /// buffer (`K*P` floats, ~1 MB: stays in L2 instead of streaming a 9x-input-sized matrix
 /// through memory). Returns `[N, CO, HO*WO]`.
-pub(crate) fn conv_forward_im2col(x: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+/// With `moments`, also each output plane's [`plane_moments`] (`[N][CO]`).
+pub(crate) fn conv_forward_im2col(
+    x: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    moments: bool,
+) -> (Vec<f32>, Vec<(f32, f32)>) {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
     let mut y = uninit(g.n * co * p);
-    y.par_chunks_mut(co * p).enumerate().for_each(|(n, y_n)| {
-        let x_n = &x[n * x_len..(n + 1) * x_len];
-        if g.is_pointwise() {
-            sgemm_into(co, p, k, y_n, w, (k, 1), x_n, (p, 1));
-        } else {
-            with_scratch(k * p, |cols| {
-                im2col_sample(x_n, g, cols);
-                sgemm_into(co, p, k, y_n, w, (k, 1), cols, (p, 1));
-            });
-        }
-    });
+    let table = y
+        .par_chunks_mut(co * p)
+        .enumerate()
+        .map(|(n, y_n)| {
+            let x_n = &x[n * x_len..(n + 1) * x_len];
+            if g.is_pointwise() {
+                sgemm_into(co, p, k, y_n, w, (k, 1), x_n, (p, 1));
+            } else {
+                with_scratch(k * p, |cols| {
+                    im2col_sample(x_n, g, cols);
+                    sgemm_into(co, p, k, y_n, w, (k, 1), cols, (p, 1));
+                });
+            }
+            // SAFETY: sgemm_into wrote the sample's whole [CO, P] block.
+            sample_moments(unsafe { init_slice(y_n) }, p, moments)
+        })
+        .flatten()
+        .collect();
     // SAFETY: every sample's [CO, P] block was written by sgemm_into.
-    unsafe { assume_init(y) }
+    (unsafe { assume_init(y) }, table)
 }
 
 /// Input gradient: `dx[n] = col2im(wᵀ · dy[n])`. Returns `[N, C, H, W]`.
@@ -527,7 +570,7 @@ fn conv_backward_x_flipped(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Ve
         [kh - 1 - g.ph, kw - 1 - g.pw],
     );
     debug_assert_eq!((gt.ho, gt.wo), (g.h, g.w));
-    conv_forward_im2col(dy, &wf, g.c, &gt)
+    conv_forward_im2col(dy, &wf, g.c, &gt, false).0
 }
 
 /// Weight gradient `dw = Σ_n dy[n] ⋆ x[n]`. Returns `[CO, K]`.

@@ -23,10 +23,10 @@ mod modules;
 mod norm_conv;
 
 pub use batch_norm::{
-    batch_norm_add_relu_train, batch_norm_eval, batch_norm_eval_2d, batch_norm_relu_train,
-    batch_norm_train, batch_norm_train_2d, batch_norm_train_composite, has_fused_batch_norm,
-    update_running_stats,
+    BatchStats, batch_norm_add_relu_train, batch_norm_eval, batch_norm_eval_2d,
+    batch_norm_relu_train, batch_norm_train, batch_norm_train_2d, batch_norm_train_composite,
+    has_fused_batch_norm, update_running_stats,
 };
-pub use conv::{conv2d, has_fast_conv};
+pub use conv::{conv2d, conv2d_with_stats, has_fast_conv};
 pub use modules::{batch_norm_forward, conv2d_forward};
 pub use norm_conv::batch_norm_relu_conv2d;

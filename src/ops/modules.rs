@@ -65,7 +65,7 @@ pub fn batch_norm_forward<B: Backend, const D: usize>(
     let device = x4.device();
     let y = if B::ad_enabled(&device) {
         let (y, mean, var) =
-            batch_norm_train(x4, Some(m.gamma.val()), Some(m.beta.val()), m.epsilon);
+            batch_norm_train(x4, Some(m.gamma.val()), Some(m.beta.val()), m.epsilon, None);
         let (rm, rv) = update_running_stats(
             m.running_mean.value_sync().to_device(&device),
             m.running_var.value_sync().to_device(&device),

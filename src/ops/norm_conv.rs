@@ -24,19 +24,23 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
-use super::batch_norm::{SavedBn, batch_norm_relu_train, bn_label, inv_std, scale_shift};
-use super::conv::{conv2d, geom};
-use super::host::{HostBuf, cast, device_tensor, host};
-use super::kernels::{
-    ConvGeom, NormRelu, bn_stats, conv_backward_w, conv_backward_x, conv_forward,
+use super::batch_norm::{
+    BatchStats, SavedBn, batch_norm_relu_train, bn_label, inv_std, scale_shift,
 };
+use super::conv::{conv2d_with_stats, geom};
+use super::host::{HostBuf, cast, device_tensor, host};
+use super::kernels::{ConvGeom, NormRelu, conv_backward_w, conv_backward_x, conv_forward};
 use crate::step_profile::kernel;
 
 /// `conv2d(relu(BN(x)), weight)` in training mode with affine BatchNorm parameters and a
-/// bias-free convolution. Returns `(y, mean, var)`: the convolution's output and the
-/// BatchNorm's per-channel batch statistics `[C]`, as [`super::batch_norm_train`] returns
-/// them (constants, for the running statistics). Gradients flow to `x`, `gamma`, `beta`
-/// and `weight`.
+/// bias-free convolution. `stats`: the batch statistics of `x` where its convolution computed
+/// them ([`super::conv2d_with_stats`]).
+///
+/// Returns `(y, mean, var, y_stats)`: the convolution's output, the BatchNorm's
+/// per-channel batch statistics `[C]` as [`super::batch_norm_train`] returns them
+/// (constants, for the running statistics), and the batch statistics of `y` for the
+/// BatchNorm that follows (as [`super::conv2d_with_stats`]). Gradients flow to `x`,
+/// `gamma`, `beta` and `weight`.
 pub fn batch_norm_relu_conv2d<B: Backend>(
     x: Tensor<B, 4>,
     gamma: Tensor<B, 1>,
@@ -44,10 +48,12 @@ pub fn batch_norm_relu_conv2d<B: Backend>(
     eps: f64,
     weight: Tensor<B, 4>,
     options: ConvOptions<2>,
-) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
-    let unfused = |x, gamma, beta, weight, options| {
-        let (y, mean, var) = batch_norm_relu_train(x, Some(gamma), Some(beta), eps);
-        (conv2d(y, weight, None, options), mean, var)
+    stats: Option<BatchStats>,
+) -> NormConvOut<B> {
+    let unfused = |x, gamma, beta, weight, options, stats| {
+        let (h, mean, var) = batch_norm_relu_train(x, Some(gamma), Some(beta), eps, stats);
+        let (y, y_stats) = conv2d_with_stats(h, weight, options);
+        (y, mean, var, y_stats)
     };
     let fused = [x.dtype(), gamma.dtype(), beta.dtype(), weight.dtype()]
         .iter()
@@ -55,7 +61,7 @@ pub fn batch_norm_relu_conv2d<B: Backend>(
         && options.dilation == [1, 1]
         && options.groups == 1;
     if !fused {
-        return unfused(x, gamma, beta, weight, options);
+        return unfused(x, gamma, beta, weight, options, stats);
     }
     let device = x.device();
     let c = x.dims()[1];
@@ -66,14 +72,18 @@ pub fn batch_norm_relu_conv2d<B: Backend>(
         weight,
         options,
         eps,
+        stats,
     }) {
-        Ok((y, mean, var)) => {
+        Ok((y, mean, var, y_stats)) => {
             let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
-            (y, stat(mean), stat(var))
+            (y, stat(mean), stat(var), y_stats)
         }
-        Err(i) => unfused(i.x, i.gamma, i.beta, i.weight, i.options),
+        Err(i) => unfused(i.x, i.gamma, i.beta, i.weight, i.options, i.stats),
     }
 }
+
+/// What [`batch_norm_relu_conv2d`] returns: `(y, mean, var, y_stats)`.
+pub type NormConvOut<B> = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>, Option<BatchStats>);
 
 /// The op's arguments, moved as one through the backend routing.
 struct Inputs<B: Backend> {
@@ -83,6 +93,7 @@ struct Inputs<B: Backend> {
     weight: Tensor<B, 4>,
     options: ConvOptions<2>,
     eps: f64,
+    stats: Option<BatchStats>,
 }
 
 impl<B: Backend> Inputs<B> {
@@ -95,25 +106,26 @@ impl<B: Backend> Inputs<B> {
             weight: cast(self.weight),
             options: self.options,
             eps: self.eps,
+            stats: self.stats,
         }
     }
 }
 
-type Out<B> = (Tensor<B, 4>, Vec<f32>, Vec<f32>);
+type Out<B> = (Tensor<B, 4>, Vec<f32>, Vec<f32>, Option<BatchStats>);
 
 /// Routes flex and candle to the fused kernels; returns the inputs otherwise.
 #[allow(deprecated)] // burn-candle
-fn dispatch<B: Backend>(inputs: Inputs<B>) -> Result<Out<B>, Inputs<B>> {
+fn dispatch<B: Backend>(inputs: Inputs<B>) -> Result<Out<B>, Box<Inputs<B>>> {
     let id = TypeId::of::<B>();
     macro_rules! route {
         ($inner:ty) => {
             if id == TypeId::of::<$inner>() {
-                let (y, m, v) = fused_plain::<$inner>(inputs.cast());
-                return Ok((cast(y), m, v));
+                let (y, m, v, s) = fused_plain::<$inner>(inputs.cast());
+                return Ok((cast(y), m, v, s));
             }
             if id == TypeId::of::<Autodiff<$inner>>() {
-                let (y, m, v) = fused_autodiff::<$inner>(inputs.cast());
-                return Ok((cast(y), m, v));
+                let (y, m, v, s) = fused_autodiff::<$inner>(inputs.cast());
+                return Ok((cast(y), m, v, s));
             }
         };
     }
@@ -123,13 +135,15 @@ fn dispatch<B: Backend>(inputs: Inputs<B>) -> Result<Out<B>, Inputs<B>> {
     #[cfg(feature = "candle")]
     route!(burn::backend::Candle);
     let _ = id;
-    Err(inputs)
+    Err(Box::new(inputs))
 }
 
 /// The forward on host values: BatchNorm statistics of `x`, then the convolution with the
 /// normalisation applied in its input read.
 struct Forward {
     y: Vec<f32>,
+    /// The batch statistics of `y`, taken in the convolution.
+    y_stats: BatchStats,
     mean: Vec<f32>,
     var: Vec<f32>,
     inv_std: Vec<f32>,
@@ -137,8 +151,10 @@ struct Forward {
     shift: Vec<f32>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn forward(
     x: &[f32],
+    stats: Option<BatchStats>,
     gamma: &[f32],
     beta: &[f32],
     eps: f64,
@@ -146,33 +162,29 @@ fn forward(
     co: usize,
     g: &ConvGeom,
 ) -> Forward {
+    let dims = [g.n, g.c, g.h, g.w];
     let (mean, var) = kernel(
         "batchnorm+relu forward",
-        || bn_label([g.n, g.c, g.h, g.w]),
+        || bn_label(dims),
         0.0,
-        || bn_stats(x, g.n, g.c, g.h * g.w),
+        || BatchStats::or_compute(stats, x, dims),
     );
     let inv = inv_std(&var, eps);
     let (scale, shift) = scale_shift(&mean, &inv, Some((gamma, beta)));
-    let y = kernel(
+    let norm = NormRelu {
+        scale: &scale,
+        shift: &shift,
+    };
+    let (y, y_stats) = kernel(
         "conv forward",
         || g.label(co),
         g.product_flops(co),
-        || {
-            conv_forward(
-                x,
-                w,
-                co,
-                g,
-                Some(NormRelu {
-                    scale: &scale,
-                    shift: &shift,
-                }),
-            )
-        },
+        || conv_forward(x, w, co, g, Some(norm), true),
     );
+    let y_stats = BatchStats::new(y_stats.expect("asked for"), [g.n, co, g.ho, g.wo]);
     Forward {
         y,
+        y_stats,
         mean,
         var,
         inv_std: inv,
@@ -193,13 +205,10 @@ fn fused_plain<B: Backend>(i: Inputs<B>) -> Out<B> {
     let device = i.x.device();
     let [xh, wh] = [i.x, i.weight].map(|t| host::<B, 4>(t.into_primitive().tensor()));
     let [gh, bh] = [i.gamma, i.beta].map(|t| host::<B, 1>(t.into_primitive().tensor()));
-    let f = forward(&xh, &gh, &bh, i.eps, &wh, co, &g);
+    let f = forward(&xh, i.stats, &gh, &bh, i.eps, &wh, co, &g);
     let y = device_tensor::<B, 4>(f.y, [g.n, co, g.ho, g.wo], &device);
-    (
-        Tensor::from_primitive(TensorPrimitive::Float(y)),
-        f.mean,
-        f.var,
-    )
+    let y = Tensor::from_primitive(TensorPrimitive::Float(y));
+    (y, f.mean, f.var, Some(f.y_stats))
 }
 
 /// What the backward keeps: BatchNorm's state (its input `x` and constants) and the weight.
@@ -280,7 +289,7 @@ fn fused_autodiff<B: Backend>(i: Inputs<Autodiff<B>>) -> Out<Autodiff<B>> {
     let wh = host::<B, 4>(w.primitive);
     let gh = host::<B, 1>(gamma.primitive);
     let bh = host::<B, 1>(beta.primitive);
-    let f = forward(&xh, &gh, &bh, i.eps, &wh, co, &g);
+    let f = forward(&xh, i.stats, &gh, &bh, i.eps, &wh, co, &g);
     let y = device_tensor::<B, 4>(f.y, [g.n, co, g.ho, g.wo], &device);
     let out = match NormConvBackward
         .prepare::<NoCheckpointing>([x.node, gamma.node, beta.node, w.node])
@@ -305,9 +314,6 @@ fn fused_autodiff<B: Backend>(i: Inputs<Autodiff<B>>) -> Out<Autodiff<B>> {
         }
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
-    (
-        Tensor::from_primitive(TensorPrimitive::Float(out)),
-        f.mean,
-        f.var,
-    )
+    let out = Tensor::from_primitive(TensorPrimitive::Float(out));
+    (out, f.mean, f.var, Some(f.y_stats))
 }
