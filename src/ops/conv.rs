@@ -26,14 +26,14 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use std::sync::Arc;
 
 use super::batch_norm::BatchStats;
 use super::host::{HostBuf, cast, device_tensor, host};
-use super::kernels::{ConvGeom, conv_backward_w, conv_backward_x, conv_forward};
+use super::kernels::{ConvGeom, NormRelu, conv_backward_w, conv_backward_x, conv_forward};
 use crate::step_profile::kernel;
 
 /// Drop-in replacement for `burn::tensor::module::conv2d` (weight `[CO, CI, KH, KW]`,
@@ -218,11 +218,44 @@ fn conv2d_plain<B: Backend>(
 /// What the backward step keeps: the input and weight on the host (borrowed on flex) (the columns are
 /// recomputed, never stored: they are 9x the input).
 #[derive(Debug, Clone)]
-struct SavedConv {
-    x: Arc<HostBuf>,
-    w: Arc<HostBuf>,
-    w_dims: [usize; 4],
-    g: ConvGeom,
+pub(super) struct SavedConv {
+    pub(super) x: Arc<HostBuf>,
+    pub(super) w: Arc<HostBuf>,
+    pub(super) w_dims: [usize; 4],
+    pub(super) g: ConvGeom,
+}
+
+impl SavedConv {
+    /// The weight gradient as `B`'s tensor (timed as the step profile's "conv weight grad");
+    /// `norm` as in [`conv_backward_w`].
+    pub(super) fn weight_grad<B: Backend>(
+        &self,
+        dy: &[f32],
+        norm: Option<NormRelu>,
+        device: &B::Device,
+    ) -> FloatTensor<B> {
+        let (g, co) = (&self.g, self.w_dims[0]);
+        kernel(
+            "conv weight grad",
+            || g.label(co),
+            g.product_flops(co),
+            || {
+                let dw = conv_backward_w(&self.x, dy, co, g, norm);
+                device_tensor::<B, 4>(dw, self.w_dims, device)
+            },
+        )
+    }
+
+    /// The input gradient on the host (timed as "conv input grad").
+    pub(super) fn input_grad(&self, dy: &[f32]) -> Vec<f32> {
+        let (g, co) = (&self.g, self.w_dims[0]);
+        kernel(
+            "conv input grad",
+            || g.label(co),
+            g.product_flops(co),
+            || conv_backward_x(dy, &self.w, co, g),
+        )
+    }
 }
 
 /// Backward step of the fast convolution.
@@ -242,31 +275,13 @@ impl<B: Backend> Backward<B, 2> for Conv2dIm2col {
         let grad = grads.consume::<B>(&ops.node);
         let device = B::float_device(&grad);
         let s = ops.state;
-        let co = s.w_dims[0];
-        let g = &s.g;
         let dy = host::<B, 4>(grad);
         if let Some(node) = node_w {
-            let dw = kernel(
-                "conv weight grad",
-                || g.label(co),
-                g.product_flops(co),
-                || {
-                    let dw = conv_backward_w(&s.x, &dy, co, g, None);
-                    device_tensor::<B, 4>(dw, s.w_dims, &device)
-                },
-            );
-            grads.register::<B>(node.id, dw);
+            grads.register::<B>(node.id, s.weight_grad::<B>(&dy, None, &device));
         }
         if let Some(node) = node_x {
-            let dx = kernel(
-                "conv input grad",
-                || g.label(co),
-                g.product_flops(co),
-                || {
-                    let dx = conv_backward_x(&dy, &s.w, co, g);
-                    device_tensor::<B, 4>(dx, [g.n, g.c, g.h, g.w], &device)
-                },
-            );
+            let g = &s.g;
+            let dx = device_tensor::<B, 4>(s.input_grad(&dy), [g.n, g.c, g.h, g.w], &device);
             grads.register::<B>(node.id, dx);
         }
     }

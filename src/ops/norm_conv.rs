@@ -27,9 +27,9 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use super::batch_norm::{
     BatchStats, SavedBn, batch_norm_relu_train, bn_label, inv_std, scale_shift,
 };
-use super::conv::{conv2d_with_stats, geom};
-use super::host::{HostBuf, cast, device_tensor, host};
-use super::kernels::{ConvGeom, NormRelu, conv_backward_w, conv_backward_x, conv_forward};
+use super::conv::{SavedConv, conv2d_with_stats, geom};
+use super::host::{cast, device_tensor, host};
+use super::kernels::{ConvGeom, NormRelu, conv_forward};
 use crate::step_profile::kernel;
 
 /// `conv2d(relu(BN(x)), weight)` in training mode with affine BatchNorm parameters and a
@@ -211,13 +211,12 @@ fn fused_plain<B: Backend>(i: Inputs<B>) -> Out<B> {
     (y, f.mean, f.var, Some(f.y_stats))
 }
 
-/// What the backward keeps: BatchNorm's state (its input `x` and constants) and the weight.
+/// What the backward keeps: BatchNorm's state (its input `x` and constants) and the
+/// convolution's (the same `x`, shared, and the weight).
 #[derive(Debug, Clone)]
 struct SavedNormConv {
     bn: SavedBn,
-    w: Arc<HostBuf>,
-    w_dims: [usize; 4],
-    g: ConvGeom,
+    conv: SavedConv,
 }
 
 /// Backward of `conv(relu(BN(x)), w)` (parents: x, γ, β, w).
@@ -232,39 +231,27 @@ impl<B: Backend> Backward<B, 4> for NormConvBackward {
         let dy_t = grads.consume::<B>(&ops.node);
         let device = B::float_device(&dy_t);
         let s = &ops.state;
-        let (g, co) = (&s.g, s.w_dims[0]);
         let dy = host::<B, 4>(dy_t);
         let (scale, shift) =
             s.bn.relu
                 .as_ref()
                 .expect("saved with the ReLU's scale and shift");
-        let norm = NormRelu { scale, shift };
         if let Some(node) = node_w {
-            let dw = kernel(
-                "conv weight grad",
-                || g.label(co),
-                g.product_flops(co),
-                || conv_backward_w(&s.bn.x, &dy, co, g, Some(norm)),
-            );
-            grads.register::<B>(node.id, device_tensor::<B, 4>(dw, s.w_dims, &device));
+            let norm = NormRelu { scale, shift };
+            grads.register::<B>(node.id, s.conv.weight_grad::<B>(&dy, Some(norm), &device));
         }
         if node_x.is_none() && node_g.is_none() && node_b.is_none() {
             return;
         }
         // The gradient of the normalised map, then BatchNorm + ReLU's backward.
-        let gin = kernel(
-            "conv input grad",
-            || g.label(co),
-            g.product_flops(co),
-            || conv_backward_x(&dy, &s.w, co, g),
-        );
+        let gin = s.conv.input_grad(&dy);
         let (dx, dgamma, dbeta) = kernel(
             "batchnorm+relu backward",
             || bn_label(s.bn.dims),
             0.0,
             || s.bn.grads_host(&gin),
         );
-        let c = g.c;
+        let c = s.bn.dims[1];
         let grads_of: [(_, FloatTensor<B>); 3] = [
             (node_x, device_tensor::<B, 4>(dx, s.bn.dims, &device)),
             (node_g, device_tensor::<B, 1>(dgamma, [c], &device)),
@@ -297,18 +284,22 @@ fn fused_autodiff<B: Backend>(i: Inputs<Autodiff<B>>) -> Out<Autodiff<B>> {
         .stateful()
     {
         OpsKind::Tracked(prep) => {
+            let x = Arc::new(xh);
             let state = SavedNormConv {
                 bn: SavedBn {
-                    x: Arc::new(xh),
+                    x: x.clone(),
                     mean: Arc::new(f.mean.clone()),
                     inv_std: Arc::new(f.inv_std),
                     gamma: Some(Arc::new(gh)),
                     relu: Some((Arc::new(f.scale), Arc::new(f.shift))),
                     dims: [g.n, g.c, g.h, g.w],
                 },
-                w: Arc::new(wh),
-                w_dims,
-                g,
+                conv: SavedConv {
+                    x,
+                    w: Arc::new(wh),
+                    w_dims,
+                    g,
+                },
             };
             prep.finish(state, y)
         }
