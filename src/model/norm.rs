@@ -82,14 +82,6 @@ impl<B: Backend> BatchNorm<B> {
         burn::tensor::activation::relu(self.forward4(x))
     }
 
-    /// [`Self::forward4`] of a map that may come with its batch statistics.
-    pub fn forward4_with(&self, (x, stats): WithStats<B>) -> Tensor<B, 4> {
-        if super::fast_ops() && B::ad_enabled(&x.device()) {
-            return self.forward4_fused(x, false, stats);
-        }
-        self.forward4(x)
-    }
-
     /// `relu(forward4(x) + residual)`, the end of a residual block: one fused op in training
     /// where the backend has the fused kernels and the norm is affine.
     pub fn forward4_add_relu(
@@ -164,9 +156,14 @@ impl<B: Backend> BatchNorm<B> {
 
     /// Normalise feature maps `[N, C, H, W]` per channel.
     pub fn forward4(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward4_with((x, None))
+    }
+
+    /// [`Self::forward4`] of a map that may come with its batch statistics.
+    pub fn forward4_with(&self, (x, stats): WithStats<B>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         if super::fast_ops() && B::ad_enabled(&x.device()) {
-            return self.forward4_fused(x, false, None);
+            return self.forward4_fused(x, false, stats);
         }
         let rows = x.reshape([n * c, h * w]);
         let per_row = |v: Tensor<B, 2>| v.repeat_dim(0, n).reshape([n * c, 1]);

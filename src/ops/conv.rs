@@ -51,17 +51,9 @@ pub fn conv2d<B: Backend>(
     bias: Option<Tensor<B, 1>>,
     options: ConvOptions<2>,
 ) -> Tensor<B, 4> {
-    let fast = options.dilation == [1, 1]
-        && options.groups == 1
-        && x.dtype() == DType::F32
-        && weight.dtype() == DType::F32;
-    let y = if fast {
-        match dispatch(x, weight, &options, false) {
-            Ok((y, _)) => y,
-            Err((x, weight)) => return burn::tensor::module::conv2d(x, weight, bias, options),
-        }
-    } else {
-        return burn::tensor::module::conv2d(x, weight, bias, options);
+    let y = match fast_path(x, weight, &options, false) {
+        Ok((y, _)) => y,
+        Err((x, weight)) => return burn::tensor::module::conv2d(x, weight, bias, options),
     };
     match bias {
         None => y,
@@ -83,18 +75,28 @@ pub fn conv2d_with_stats<B: Backend>(
     weight: Tensor<B, 4>,
     options: ConvOptions<2>,
 ) -> (Tensor<B, 4>, Option<BatchStats>) {
+    match fast_path(x, weight, &options, true) {
+        Ok(out) => out,
+        Err((x, weight)) => (burn::tensor::module::conv2d(x, weight, None, options), None),
+    }
+}
+
+/// The fast path where it applies (f32, dilation 1, groups 1, a known backend): the output
+/// and, when `stats`, its batch statistics; the inputs back otherwise.
+fn fast_path<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    options: &ConvOptions<2>,
+    stats: bool,
+) -> Result<(Tensor<B, 4>, Option<BatchStats>), Args<B>> {
     let fast = options.dilation == [1, 1]
         && options.groups == 1
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32;
-    if fast {
-        match dispatch(x, weight, &options, true) {
-            Ok(out) => out,
-            Err((x, weight)) => (burn::tensor::module::conv2d(x, weight, None, options), None),
-        }
-    } else {
-        (burn::tensor::module::conv2d(x, weight, None, options), None)
+    if !fast {
+        return Err((x, weight));
     }
+    dispatch(x, weight, options, stats)
 }
 
 /// Whether [`conv2d`] takes the im2col fast path for backend `B` (for benches and tests).

@@ -38,7 +38,7 @@ use std::mem::MaybeUninit;
 use super::kernels::has_avx2;
 use super::kernels::simd_dispatch;
 use super::kernels::{
-    ConvGeom, NormRelu, add_into, assume_init, init_slice, norm_relu, sample_moments, uninit,
+    ConvGeom, NormRelu, add_into, assume_init, conv_output, norm_relu, uninit,
     weight_from_tap_major, with_scratch,
 };
 
@@ -500,22 +500,13 @@ pub(crate) fn conv_forward(
         position_bases: &layout.position_bases,
         lanes: co,
     };
-    let mut y = uninit(g.n * co * p);
-    let table = y
-        .par_chunks_mut(co * p)
-        .enumerate()
-        .map(|(n, y_n)| {
-            with_scratch(planes_len, |planes| {
-                layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes, norm);
-                gemm.store(planes, y_n, p, None);
-            });
-            // SAFETY: TapGemm::store wrote every (channel, position) of the sample.
-            sample_moments(unsafe { init_slice(y_n) }, p, moments)
-        })
-        .flatten()
-        .collect();
-    // SAFETY: TapGemm::store wrote every (channel, position) of every sample.
-    (unsafe { assume_init(y) }, table)
+    // TapGemm::store writes every (channel, position) of the sample.
+    conv_output(g.n, co, p, moments, |n, y_n| {
+        with_scratch(planes_len, |planes| {
+            layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes, norm);
+            gemm.store(planes, y_n, p, None);
+        });
+    })
 }
 
 /// One class of input pixels for the input gradient: those whose padded coordinates

@@ -421,22 +421,35 @@ pub(crate) fn conv_forward(
 /// Per-channel batch statistics of a `[N, C, HW]` map: `(mean, biased var)`.
 pub(crate) type Stats = (Vec<f32>, Vec<f32>);
 
-/// The [`plane_moments`] of every `p`-float plane of one sample's output, or nothing when
-/// not `wanted`.
-pub(super) fn sample_moments(y_n: &[f32], p: usize, wanted: bool) -> Vec<(f32, f32)> {
-    if !wanted || p == 0 {
-        return Vec::new();
-    }
-    y_n.chunks_exact(p).map(plane_moments).collect()
-}
-
-/// A fully written chunk of an [`uninit`] buffer, read as floats.
-///
-/// # Safety
-/// Every element of `v` must have been initialised.
-pub(super) unsafe fn init_slice(v: &[MaybeUninit<f32>]) -> &[f32] {
-    // SAFETY: MaybeUninit<f32> has f32's layout; the caller guarantees initialisation.
-    unsafe { &*(v as *const [MaybeUninit<f32>] as *const [f32]) }
+/// A forward convolution's output `[N, CO, P]`, one sample per task: `write(n, y_n)` must
+/// write every element of sample `n`'s `[CO, P]` block. With `moments`, also each plane's
+/// [`plane_moments`] (`[N][CO]`), taken right after the sample is written, while it is in
+/// cache.
+pub(super) fn conv_output(
+    n: usize,
+    co: usize,
+    p: usize,
+    moments: bool,
+    write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> (Vec<f32>, Vec<(f32, f32)>) {
+    let mut y = uninit(n * co * p);
+    let table = y
+        .par_chunks_mut(co * p)
+        .enumerate()
+        .map(|(i, y_n)| {
+            write(i, y_n);
+            if !moments || p == 0 {
+                return Vec::new();
+            }
+            // SAFETY: `write` wrote every element of the sample (the caller's contract);
+            // MaybeUninit<f32> has f32's layout.
+            let y_n = unsafe { &*(y_n as *const [MaybeUninit<f32>] as *const [f32]) };
+            y_n.chunks_exact(p).map(plane_moments).collect()
+        })
+        .flatten()
+        .collect();
+    // SAFETY: every sample's block was written by `write`.
+    (unsafe { assume_init(y) }, table)
 }
 
 /// A per-channel BatchNorm + ReLU, `max(v·scale[c] + shift[c], 0)`, that a convolution
@@ -480,27 +493,18 @@ pub(crate) fn conv_forward_im2col(
 ) -> (Vec<f32>, Vec<(f32, f32)>) {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
-    let mut y = uninit(g.n * co * p);
-    let table = y
-        .par_chunks_mut(co * p)
-        .enumerate()
-        .map(|(n, y_n)| {
-            let x_n = &x[n * x_len..(n + 1) * x_len];
-            if g.is_pointwise() {
-                sgemm_into(co, p, k, y_n, w, (k, 1), x_n, (p, 1));
-            } else {
-                with_scratch(k * p, |cols| {
-                    im2col_sample(x_n, g, cols);
-                    sgemm_into(co, p, k, y_n, w, (k, 1), cols, (p, 1));
-                });
-            }
-            // SAFETY: sgemm_into wrote the sample's whole [CO, P] block.
-            sample_moments(unsafe { init_slice(y_n) }, p, moments)
-        })
-        .flatten()
-        .collect();
-    // SAFETY: every sample's [CO, P] block was written by sgemm_into.
-    (unsafe { assume_init(y) }, table)
+    // sgemm_into writes the sample's whole [CO, P] block.
+    conv_output(g.n, co, p, moments, |n, y_n| {
+        let x_n = &x[n * x_len..(n + 1) * x_len];
+        if g.is_pointwise() {
+            sgemm_into(co, p, k, y_n, w, (k, 1), x_n, (p, 1));
+        } else {
+            with_scratch(k * p, |cols| {
+                im2col_sample(x_n, g, cols);
+                sgemm_into(co, p, k, y_n, w, (k, 1), cols, (p, 1));
+            });
+        }
+    })
 }
 
 /// Input gradient: `dx[n] = col2im(wᵀ · dy[n])`. Returns `[N, C, H, W]`.
