@@ -50,20 +50,12 @@ impl SymmetricEigen {
     /// `Q diag(g(D)) Qᵀ` for a function `g` of the eigenvalues, row-major.
     pub fn reconstruct_with(&self, g: impl Fn(f64) -> f64) -> Vec<f64> {
         let d = self.dim;
-        let scaled: Vec<f64> = self.values.iter().map(|&v| g(v)).collect();
-        let mut out = vec![0.0; d * d];
-        for i in 0..d {
-            for (k, &sk) in scaled.iter().enumerate() {
-                let qik = self.vectors[i * d + k] * sk;
-                if qik == 0.0 {
-                    continue;
-                }
-                let row = &mut out[i * d..(i + 1) * d];
-                for (j, r) in row.iter_mut().enumerate() {
-                    *r += qik * self.vectors[j * d + k];
-                }
-            }
-        }
-        out
+        let q = faer::MatRef::from_row_major_slice(&self.vectors, d, d);
+        let scale: Vec<f64> = self.values.iter().map(|&v| g(v)).collect();
+        // One GEMM (faer's kernels): the triple loop with column-strided reads of Q took
+        // 1.4 ms at d = 128, as long as the eigendecomposition itself.
+        let scaled = faer::Mat::<f64>::from_fn(d, d, |i, k| q[(i, k)] * scale[k]);
+        let product = &scaled * q.transpose();
+        (0..d * d).map(|i| product[(i / d, i % d)]).collect()
     }
 }
