@@ -737,11 +737,7 @@ pub(crate) fn conv_backward_w(
                         for (s, n) in samples.clone().enumerate() {
                             let dy_n = &dy[n * co * p..(n + 1) * co * p];
                             let rows_s = &mut block[s * p * NR..(s + 1) * p * NR];
-                            for (pp, row) in rows_s.chunks_exact_mut(NR).enumerate() {
-                                for (lane, d) in row.iter_mut().enumerate().take(lanes) {
-                                    *d = dy_n[(blk * NR + lane) * p + pp];
-                                }
-                            }
+                            transpose_channels(&dy_n[blk * NR * p..], p, lanes, rows_s);
                         }
                     }
                     let gemm = TapGemm {
@@ -757,6 +753,88 @@ pub(crate) fn conv_backward_w(
         )
         .reduce(|| vec![0.0f32; k * co_r], add_into);
     weight_from_tap_major(&acc, co_r, co, k)
+}
+
+/// `rows[q·16 + lane] = planes[lane·p + q]` for `lane < lanes`, every position `q < p`
+/// (the weight gradient's `dyᵀ`; lanes past `lanes` are left as they are). Whole blocks of
+/// 16 channels go 8x8 at a time through vector transposes (perf: the scalar gather was ~2 %
+/// of a 28 px training step).
+fn transpose_channels(planes: &[f32], p: usize, lanes: usize, rows: &mut [f32]) {
+    assert!(lanes <= NR && rows.len() >= p * NR, "dyᵀ block size");
+    assert!(
+        lanes == 0 || planes.len() >= (lanes - 1) * p + p,
+        "dyᵀ source size"
+    );
+    let mut q0 = 0;
+    #[cfg(target_arch = "x86_64")]
+    if lanes == NR && has_avx2() {
+        while q0 + 8 <= p {
+            // SAFETY: AVX2 is present; channel lane reads planes[lane·p + q0..][..8] and
+            // lane·p + q0 + 8 ≤ 15·p + p ≤ planes.len(); row q writes rows[q·16..][..16] for
+            // q < q0 + 8 ≤ p, inside rows (both asserted above).
+            unsafe { transpose_16x8(planes.as_ptr().add(q0), p, rows.as_mut_ptr().add(q0 * NR)) };
+            q0 += 8;
+        }
+    }
+    for q in q0..p {
+        for (lane, d) in rows[q * NR..(q + 1) * NR]
+            .iter_mut()
+            .enumerate()
+            .take(lanes)
+        {
+            *d = planes[lane * p + q];
+        }
+    }
+}
+
+/// `out[q·16 + lane] = src[lane·stride + q]` for 16 lanes and 8 positions `q`: two 8x8
+/// transposes.
+///
+/// # Safety
+/// The CPU must have AVX2; `src[lane·stride + q]` must be readable and `out[q·16 + lane]`
+/// writable for every `lane < 16`, `q < 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_16x8(src: *const f32, stride: usize, out: *mut f32) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees every read and write.
+    unsafe {
+        for h in 0..2 {
+            let r: [__m256; 8] =
+                std::array::from_fn(|l| _mm256_loadu_ps(src.add((8 * h + l) * stride)));
+            // Pairs, then quads of lanes per position, within each 128-bit half …
+            let t: [__m256; 8] = std::array::from_fn(|i| {
+                let (a, b) = (r[2 * (i / 2)], r[2 * (i / 2) + 1]);
+                if i % 2 == 0 {
+                    _mm256_unpacklo_ps(a, b)
+                } else {
+                    _mm256_unpackhi_ps(a, b)
+                }
+            });
+            // u[4j + i]: lanes 4j..4j + 4 of positions (i, i + 4).
+            let u: [__m256; 8] = std::array::from_fn(|i| {
+                let (j, i) = (i / 4, i % 4);
+                let (a, b) = (t[4 * j + i / 2], t[4 * j + 2 + i / 2]);
+                if i % 2 == 0 {
+                    _mm256_shuffle_ps::<0x44>(a, b)
+                } else {
+                    _mm256_shuffle_ps::<0xEE>(a, b)
+                }
+            });
+            // … then the 128-bit halves: position q's 8 lanes.
+            for i in 0..4 {
+                let (lo, hi) = (u[i], u[4 + i]);
+                _mm256_storeu_ps(
+                    out.add(i * NR + 8 * h),
+                    _mm256_permute2f128_ps::<0x20>(lo, hi),
+                );
+                _mm256_storeu_ps(
+                    out.add((i + 4) * NR + 8 * h),
+                    _mm256_permute2f128_ps::<0x31>(lo, hi),
+                );
+            }
+        }
+    }
 }
 
 /// The 6x16 register tile's sums `Σ_k a[k][o] · planes[bases[m] + offs[k]]`, as
