@@ -46,8 +46,11 @@ const CASES: &[Case] = &[
     (1, 2, 5, 5, 2, 3, 3, [1, 1], [0, 0]), // no padding
     (2, 2, 4, 4, 3, 3, 3, [2, 2], [2, 2]), // padding > kernel/2
     (2, 3, 6, 7, 4, 5, 3, [1, 1], [2, 1]), // same-size stride 1, non-square: flipped dx path
-    // The implicit GEMM on x86-64 CPUs with AVX2 (forward: CO ≥ 16 and K ≥ 64; input
-    // gradient: also C ≥ 16); the others above take im2col + gemm.
+    // The implicit GEMM on x86-64 CPUs with AVX2 (forward: CO ≥ 16 and K ≥ 9, K ≥ 64 for
+    // 1x1 kernels; weight gradient: K ≥ 27; input gradient: C ≥ 16); the others above
+    // take im2col + gemm.
+    (2, 1, 9, 8, 16, 3, 3, [1, 1], [1, 1]), // 1-channel stem: implicit forward only, K = 9
+    (2, 3, 8, 9, 24, 3, 3, [1, 1], [1, 1]), // 3-channel stem: implicit forward and dw, K = 27
     (2, 8, 8, 8, 20, 3, 3, [1, 1], [1, 1]), // CO off the 16-lane block, P = 64 off 6
     (3, 9, 9, 7, 16, 3, 3, [2, 2], [1, 1]), // stride 2 through the phase planes
     (1, 16, 5, 5, 16, 3, 3, [1, 1], [1, 1]), // input gradient: one phase, K = CO·9

@@ -59,14 +59,17 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// Whether the implicit GEMM beats im2col + `gemm` on this geometry. Each 6x16 tile ends
-/// with a scattered store of 96 outputs, paid for by its `K`-long sum, and its 16 lanes are
-/// output channels. Measured at batch 128: `K = 9` (a 1-channel stem) ran at 0.60x the
-/// im2col path, `K = 32` at 0.87x, `K = 64` at 1.06x and `K ≥ 288` (3x3 kernels on ≥ 32
-/// channels) at 1.13-1.26x. Fewer than 16 output channels would leave lanes idle, and a
-/// pointwise convolution needs no gather at all on the im2col path: both stay there.
+/// Whether the implicit GEMM beats im2col + `gemm` on this geometry. Its 16 lanes are
+/// output channels: fewer than 16 would leave lanes idle, and a pointwise convolution needs
+/// no gather at all on the im2col path: both stay there. Measured at batch 128, forward:
+/// `K ≥ 288` (3x3 kernels on ≥ 32 channels) 1.13-1.26x; since whole tiles are stored from
+/// registers also the stems, `K = 9` (1 channel) 1.08-1.36x and `K = 27` (3 channels)
+/// 1.02-1.34x. A 1x1 stride-2 shortcut with `K = 32` showed no resolved difference (7.3 vs
+/// 7.9 ms a step, within the noise) and stays on im2col, whose "gather" is a plain subsample;
+/// with `K = 64` the implicit GEMM measured 1.06x.
 pub(crate) fn pays_off(co: usize, g: &ConvGeom) -> bool {
-    co >= NR && g.k() >= 64 && !g.is_pointwise()
+    let min_k = if g.kh * g.kw == 1 { 64 } else { 9 };
+    co >= NR && g.k() >= min_k && !g.is_pointwise()
 }
 
 /// Whether the implicit input gradient beats `gemm` + col2im (or the flipped convolution):
@@ -82,11 +85,13 @@ pub(crate) fn pays_off_input_grad(co: usize, g: &ConvGeom) -> bool {
         && !g.is_pointwise()
 }
 
-/// Whether the implicit weight gradient beats im2col + `gemm`: the rule of [`pays_off`],
-/// and no 1x1 kernel (there im2col is a plain subsample and `gemm` measured 1.04-1.19x
-/// faster; 3x3 kernels measured 0.98-1.18x in favour of the implicit GEMM).
+/// Whether the implicit weight gradient beats im2col + `gemm`: the rule of [`pays_off`]
+/// with `K ≥ 27`, and no 1x1 kernel (there im2col is a plain subsample and `gemm` measured
+/// 1.04-1.19x faster). Measured with the input gradient in one backward: 3x3 kernels on
+/// ≥ 32 channels 0.98-1.18x in favour of the implicit GEMM, a 3-channel stem (`K = 27`)
+/// 1.05-1.21x, a 1-channel stem (`K = 9`) 0.95-0.99x (so it stays on `gemm`).
 pub(crate) fn pays_off_weight_grad(co: usize, g: &ConvGeom) -> bool {
-    pays_off(co, g) && g.kh * g.kw > 1
+    pays_off(co, g) && g.k() >= 27 && g.kh * g.kw > 1
 }
 
 /// Where the taps of one sample lie once it is split into padded phase planes.
