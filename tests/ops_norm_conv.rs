@@ -150,6 +150,9 @@ fn check_all<B: Backend>() {
     // at stride 2: candle's stock backward, the reference, rejects per-axis output padding.)
     check::<B>([2, 16, 6, 7], 16, 3, 1);
     check::<B>([3, 16, 7, 7], 32, 3, 2);
+    // Rows of at least 8 (16 at stride 2) floats: the planes' vector fill, normalising.
+    check::<B>([2, 16, 9, 10], 16, 3, 1);
+    check::<B>([2, 16, 18, 18], 16, 3, 2);
     // im2col path: few channels, and a 1x1 stride-2 shortcut.
     check::<B>([2, 3, 5, 5], 4, 3, 1);
     check::<B>([2, 8, 6, 6], 16, 1, 2);
