@@ -149,10 +149,7 @@ impl PhaseLayout {
         // Explicit vector rows ([`row_avx2`]): the generic row moves took 6.3 cycles per 8
         // floats at stride 1 and 12-26 at stride 2 (L1-resident data), ~10 % of a 28 px
         // layer's forward; these 1.0-1.4x and 1.3-1.9x less.
-        #[cfg(target_arch = "x86_64")]
-        let fast = has_avx2() && g.sw <= 2 && self.wp >= 8;
-        #[cfg(not(target_arch = "x86_64"))]
-        let fast = false;
+        let fast = available() && g.sw <= 2 && self.wp >= 8;
         let layout = self;
         simd_dispatch!(|layout: &PhaseLayout,
                         x_n: &[f32],
@@ -176,8 +173,6 @@ impl PhaseLayout {
         norm: Option<NormRelu>,
         fast: bool,
     ) {
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = fast;
         let plane = self.hp * self.wp;
         let mut chunks = planes.chunks_exact_mut(plane);
         for c in 0..g.c {
@@ -196,7 +191,6 @@ impl PhaseLayout {
                         let row_start = (c * g.h + r - g.ph) * g.w;
                         let first = row_start + v_lo * g.sw + b - g.pw;
                         let n = v_hi - v_lo;
-                        #[cfg(target_arch = "x86_64")]
                         if fast && n >= 8 && v_lo <= 8 && self.wp - v_hi <= 8 {
                             // A piece reads 8·SW floats from its start (at stride 2 one past
                             // the last it needs): within the sample, if not within the row.
@@ -304,6 +298,18 @@ unsafe fn row_fast(
     }
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn row_fast(
+    _row: &mut [f32],
+    _lo: usize,
+    _n: usize,
+    _src: &[f32],
+    _stride: usize,
+    _norm: Option<(f32, f32)>,
+) {
+    unreachable!("vector plane rows are only taken on x86-64 with AVX2")
+}
+
 /// A zero-padded copy of a plane's top-left `rows x cols` into a wider plane, at row `top`
 /// and column `left` of rows `width` long (the input gradient's padded `dy`).
 struct PaddedRows {
@@ -318,21 +324,36 @@ struct PaddedRows {
 impl PaddedRows {
     /// Writes every float of `dst`: the source where it lands, zero elsewhere.
     fn fill(&self, src: &[f32], dst: &mut [f32]) {
+        // Whole rows as [`row_avx2`] moves where they fit, as in [`PhaseLayout::fill`].
+        let fast = available()
+            && self.width >= 8
+            && self.cols >= 8
+            && self.left <= 8
+            && self.width - (self.left + self.cols).min(self.width) <= 8;
         let pad = self;
-        simd_dispatch!(|pad: &PaddedRows, src: &[f32], dst: &mut [f32]| -> () {
-            for (u, row) in dst.chunks_mut(pad.width).enumerate() {
-                match u.checked_sub(pad.top).filter(|r| *r < pad.rows) {
-                    Some(r) => row_moves::padded(
-                        row,
-                        pad.left..pad.left + pad.cols,
-                        &src[r * pad.src_width..],
-                        1,
-                        |v| v,
-                    ),
-                    None => row_moves::zero(row),
+        simd_dispatch!(
+            |pad: &PaddedRows, src: &[f32], dst: &mut [f32], fast: bool| -> () {
+                for (u, row) in dst.chunks_mut(pad.width).enumerate() {
+                    let Some(r) = u.checked_sub(pad.top).filter(|r| *r < pad.rows) else {
+                        row_moves::zero(row);
+                        continue;
+                    };
+                    let body = pad.left..pad.left + pad.cols;
+                    let src = &src[r * pad.src_width..];
+                    if fast
+                        && row.len() == pad.width
+                        && body.end <= row.len()
+                        && src.len() >= pad.cols
+                    {
+                        // SAFETY: `fast`: AVX2 is present and the row is ≥ 8 wide with pads of
+                        // at most 8; its body and source were checked just above.
+                        unsafe { row_fast(row, body.start, pad.cols, src, 1, None) };
+                        continue;
+                    }
+                    row_moves::padded(row, body, src, 1, |v| v);
                 }
             }
-        })
+        )
     }
 }
 
@@ -882,8 +903,7 @@ fn transpose_channels(planes: &[f32], p: usize, lanes: usize, rows: &mut [f32]) 
         "dyᵀ source size"
     );
     let mut q0 = 0;
-    #[cfg(target_arch = "x86_64")]
-    if lanes == NR && has_avx2() {
+    if lanes == NR && available() {
         while q0 + 8 <= p {
             // SAFETY: AVX2 is present; channel lane reads planes[lane·p + q0..][..8] and
             // lane·p + q0 + 8 ≤ 15·p + p ≤ planes.len(); row q writes rows[q·16..][..16] for
@@ -951,6 +971,11 @@ unsafe fn transpose_16x8(src: *const f32, stride: usize, out: *mut f32) {
             }
         }
     }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn transpose_16x8(_src: *const f32, _stride: usize, _out: *mut f32) {
+    unreachable!("vector transposes are only taken on x86-64 with AVX2")
 }
 
 /// The 6x16 register tile's sums `Σ_k a[k][o] · planes[bases[m] + offs[k]]`, as
