@@ -21,6 +21,7 @@ mod implicit_gemm;
 mod kernels;
 mod modules;
 mod norm_conv;
+mod phase_planes;
 
 pub use batch_norm::{
     BatchStats, batch_norm_add_relu_train, batch_norm_eval, batch_norm_eval_2d,
