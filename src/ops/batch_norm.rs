@@ -187,7 +187,7 @@ fn batch_norm_train_act<B: Backend>(
 }
 
 /// Whether [`batch_norm_train`] takes the fused host-kernel path for backend `B`
-/// (flex and candle; ndarray keeps the composite, see [`dispatch`]).
+/// (flex and candle; ndarray keeps the composite, see `dispatch`).
 #[allow(deprecated)] // burn-candle is deprecated upstream but still a supported backend here
 pub fn has_fused_batch_norm<B: Backend>() -> bool {
     #[allow(unused_mut)]
