@@ -65,33 +65,22 @@ impl PhaseLayout {
         planes: &mut [f32],
         norm: Option<NormRelu>,
     ) {
-        // Explicit vector rows ([`row_avx2`]): the generic row moves took 6.3 cycles per 8
-        // floats at stride 1 and 12-26 at stride 2 (L1-resident data), ~10 % of a 28 px
-        // layer's forward; these 1.0-1.4x and 1.3-1.9x less.
-        let fast = available() && g.sw <= 2 && self.wp >= 8;
         let layout = self;
         simd_dispatch!(|layout: &PhaseLayout,
                         x_n: &[f32],
                         g: &ConvGeom,
                         planes: &mut [f32],
-                        norm: Option<NormRelu>,
-                        fast: bool|
-         -> () { layout.fill_rows(x_n, g, planes, norm, fast) })
+                        norm: Option<NormRelu>|
+         -> () { layout.fill_rows(x_n, g, planes, norm) })
     }
 
     /// [`PhaseLayout::fill`]'s loop, inlined into a copy compiled for AVX2 where the CPU
-    /// has it, so the row moves below become inline vector moves. `fast`: the CPU has AVX2,
-    /// `SW ≤ 2` and the planes are at least 8 wide, so rows with at least 8 floats of body
-    /// go through [`row_avx2`].
+    /// has it, so the row moves below become inline vector moves. Rows the explicit vector
+    /// moves fit ([`row_vector`]) go through those: the generic row moves took 6.3 cycles
+    /// per 8 floats at stride 1 and 12-26 at stride 2 (L1-resident data), ~10 % of a 28 px
+    /// layer's forward; these 1.0-1.4x and 1.3-1.9x less.
     #[inline(always)]
-    fn fill_rows(
-        &self,
-        x_n: &[f32],
-        g: &ConvGeom,
-        planes: &mut [f32],
-        norm: Option<NormRelu>,
-        fast: bool,
-    ) {
+    fn fill_rows(&self, x_n: &[f32], g: &ConvGeom, planes: &mut [f32], norm: Option<NormRelu>) {
         let plane = self.hp * self.wp;
         let mut chunks = planes.chunks_exact_mut(plane);
         for c in 0..g.c {
@@ -109,17 +98,9 @@ impl PhaseLayout {
                         }
                         let row_start = (c * g.h + r - g.ph) * g.w;
                         let first = row_start + v_lo * g.sw + b - g.pw;
-                        let n = v_hi - v_lo;
-                        if fast && n >= 8 && v_lo <= 8 && self.wp - v_hi <= 8 {
-                            // A piece reads 8·SW floats from its start (at stride 2 one past
-                            // the last it needs): within the sample, if not within the row.
-                            let rest = &x_n[first..];
-                            if rest.len() >= g.sw * n {
-                                // SAFETY: `fast`: AVX2 is present, SW ≤ 2, the row holds
-                                // wp ≥ 8 floats; body and pads were checked just above.
-                                unsafe { row_fast(row, v_lo, n, rest, g.sw, norm_c) };
-                                continue;
-                            }
+                        // The vector moves may read on past the row, within the sample.
+                        if row_vector(row, v_lo..v_hi, &x_n[first..], g.sw, norm_c) {
+                            continue;
                         }
                         let (body, src) = (v_lo..v_hi, &x_n[first..row_start + g.w]);
                         match norm_c {
@@ -192,41 +173,51 @@ unsafe fn row_avx2<const S: usize, const NORM: bool>(
     }
 }
 
-/// [`row_avx2`] for the stride and normalisation at hand.
-///
-/// # Safety
-/// As [`row_avx2`], with `stride` for `S`.
-#[cfg(target_arch = "x86_64")]
-unsafe fn row_fast(
+/// `row[body] = f(src[0]), f(src[stride]), …` and zero on either side, as
+/// [`row_moves::padded`] with `f` the identity or [`norm_relu`] by `norm`, through
+/// [`row_avx2`] where the CPU and the row's shape allow it (AVX2, stride 1 or 2, a body of
+/// at least 8 floats, pads of at most 8, and `stride·n` floats of `src`: at stride 2 one
+/// past the last it needs, so `src` may run on past the row). Returns whether it did;
+/// otherwise nothing was written.
+#[inline(always)]
+fn row_vector(
     row: &mut [f32],
-    lo: usize,
-    n: usize,
+    body: std::ops::Range<usize>,
     src: &[f32],
     stride: usize,
     norm: Option<(f32, f32)>,
-) {
-    let ab = norm.unwrap_or((1.0, 0.0));
-    // SAFETY: the caller's contract.
-    unsafe {
-        match (stride, norm.is_some()) {
-            (1, false) => row_avx2::<1, false>(row, lo, n, src.as_ptr(), ab),
-            (1, true) => row_avx2::<1, true>(row, lo, n, src.as_ptr(), ab),
-            (_, false) => row_avx2::<2, false>(row, lo, n, src.as_ptr(), ab),
-            (_, true) => row_avx2::<2, true>(row, lo, n, src.as_ptr(), ab),
-        }
+) -> bool {
+    let (lo, n) = (body.start, body.len());
+    let fits = (1..=2).contains(&stride)
+        && n >= 8
+        && lo <= 8
+        && body.end <= row.len()
+        && row.len() - body.end <= 8
+        && src.len() >= stride * n;
+    if !fits || !available() {
+        return false;
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn row_fast(
-    _row: &mut [f32],
-    _lo: usize,
-    _n: usize,
-    _src: &[f32],
-    _stride: usize,
-    _norm: Option<(f32, f32)>,
-) {
-    unreachable!("vector plane rows are only taken on x86-64 with AVX2")
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ab = norm.unwrap_or((1.0, 0.0));
+        let src = src.as_ptr();
+        // SAFETY: AVX2 is present (`available`) and the row's shape is the one `row_avx2`
+        // requires (checked just above; row.len() ≥ n ≥ 8).
+        unsafe {
+            match (stride, norm.is_some()) {
+                (1, false) => row_avx2::<1, false>(row, lo, n, src, ab),
+                (1, true) => row_avx2::<1, true>(row, lo, n, src, ab),
+                (_, false) => row_avx2::<2, false>(row, lo, n, src, ab),
+                (_, true) => row_avx2::<2, true>(row, lo, n, src, ab),
+            }
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = norm;
+        unreachable!("the implicit GEMM is only available on x86-64")
+    }
 }
 
 /// A zero-padded copy of a plane's top-left `rows x cols` into a wider plane, at row `top`
@@ -243,36 +234,20 @@ pub(super) struct PaddedRows {
 impl PaddedRows {
     /// Writes every float of `dst`: the source where it lands, zero elsewhere.
     pub(super) fn fill(&self, src: &[f32], dst: &mut [f32]) {
-        // Whole rows as [`row_avx2`] moves where they fit, as in [`PhaseLayout::fill`].
-        let fast = available()
-            && self.width >= 8
-            && self.cols >= 8
-            && self.left <= 8
-            && self.width - (self.left + self.cols).min(self.width) <= 8;
         let pad = self;
-        simd_dispatch!(
-            |pad: &PaddedRows, src: &[f32], dst: &mut [f32], fast: bool| -> () {
-                for (u, row) in dst.chunks_mut(pad.width).enumerate() {
-                    let Some(r) = u.checked_sub(pad.top).filter(|r| *r < pad.rows) else {
-                        row_moves::zero(row);
-                        continue;
-                    };
-                    let body = pad.left..pad.left + pad.cols;
-                    let src = &src[r * pad.src_width..];
-                    if fast
-                        && row.len() == pad.width
-                        && body.end <= row.len()
-                        && src.len() >= pad.cols
-                    {
-                        // SAFETY: `fast`: AVX2 is present and the row is ≥ 8 wide with pads of
-                        // at most 8; its body and source were checked just above.
-                        unsafe { row_fast(row, body.start, pad.cols, src, 1, None) };
-                        continue;
-                    }
+        simd_dispatch!(|pad: &PaddedRows, src: &[f32], dst: &mut [f32]| -> () {
+            for (u, row) in dst.chunks_mut(pad.width).enumerate() {
+                let Some(r) = u.checked_sub(pad.top).filter(|r| *r < pad.rows) else {
+                    row_moves::zero(row);
+                    continue;
+                };
+                let body = pad.left..pad.left + pad.cols;
+                let src = &src[r * pad.src_width..];
+                if !row_vector(row, body.clone(), src, 1, None) {
                     row_moves::padded(row, body, src, 1, |v| v);
                 }
             }
-        )
+        })
     }
 }
 
