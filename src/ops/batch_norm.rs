@@ -28,8 +28,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
-use super::host::{HostBuf, cast, device_tensor, host};
-use super::kernels::{Epilogue, Stats, bn_apply, bn_backward, bn_stats, relu_grad_by_output};
+use super::host::{HostBuf, cast, device_tensor, host, host_mut};
+use super::kernels::{
+    BnGrad, Epilogue, Stats, bn_apply, bn_backward, bn_backward_in_place, bn_stats,
+    relu_grad_in_place,
+};
 use crate::step_profile::kernel;
 
 /// Per-channel batch statistics of a feature map, computed by the convolution that produced
@@ -414,12 +417,13 @@ impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
                 let device = B::float_device(&dy);
                 let dims = state.bn.dims;
                 // The gradient past the ReLU is the residual's, and BatchNorm's upstream one.
-                let g = relu_grad_by_output(&host::<B, 4>(dy), &state.out);
+                let mut g = host_mut::<B, 4>(dy);
+                relu_grad_in_place(&mut g, &state.out);
                 let (dx, dg, db) = state.bn.grads_host(&g);
                 let c = dims[1];
                 [
                     device_tensor::<B, 4>(dx, dims, &device),
-                    device_tensor::<B, 4>(g, dims, &device),
+                    g.into_device::<B, 4>(dims, &device),
                     device_tensor::<B, 1>(dg, [c], &device),
                     device_tensor::<B, 1>(db, [c], &device),
                 ]
@@ -522,37 +526,52 @@ impl SavedBn {
         kernel(op, || bn_label(self.dims), 0.0, || self.grads_now::<B>(dy))
     }
 
-    /// [`Self::grads`], untimed.
+    /// [`Self::grads`], untimed: `dx` is written over `dy`.
     fn grads_now<B: Backend>(
         &self,
         dy: burn::tensor::ops::FloatTensor<B>,
     ) -> [burn::tensor::ops::FloatTensor<B>; 3] {
         let device = B::float_device(&dy);
         let c = self.dims[1];
-        let (dx, dg, db) = self.grads_host(&host::<B, 4>(dy));
+        let mut g = host_mut::<B, 4>(dy);
+        let sums = self.bn_grad().sums(&self.x, &g);
+        let (dg, db) = self.grads_in_place(&mut g, &sums);
         [
-            device_tensor::<B, 4>(dx, self.dims, &device),
+            g.into_device::<B, 4>(self.dims, &device),
             device_tensor::<B, 1>(dg, [c], &device),
             device_tensor::<B, 1>(db, [c], &device),
         ]
     }
 
-    /// `(dx, dgamma, dbeta)` on the host.
-    pub(super) fn grads_host(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let [n, c, h, w] = self.dims;
-        bn_backward(
-            &self.x,
-            dy,
-            &self.mean,
-            &self.inv_std,
-            self.gamma.as_deref().map(|g| &g[..]),
-            self.relu
+    /// The constants of the backward.
+    pub(super) fn bn_grad(&self) -> BnGrad<'_> {
+        let [_, c, h, w] = self.dims;
+        BnGrad {
+            mean: &self.mean,
+            inv_std: &self.inv_std,
+            gamma: self.gamma.as_deref().map(|g| &g[..]),
+            relu: self
+                .relu
                 .as_ref()
                 .map(|(a, b)| (a.as_slice(), b.as_slice())),
-            n,
             c,
-            h * w,
-        )
+            hw: h * w,
+        }
+    }
+
+    /// `(dx, dgamma, dbeta)` on the host, `dx` in a new buffer.
+    pub(super) fn grads_host(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        bn_backward(&self.x, dy, self.bn_grad())
+    }
+
+    /// `(dgamma, dbeta)` on the host with `dx` written over `dy`, from the `[N][C]` table of
+    /// [`BnGrad::sums`] of this `dy`.
+    pub(super) fn grads_in_place(
+        &self,
+        dy: &mut [f32],
+        sums: &[(f32, f32)],
+    ) -> (Vec<f32>, Vec<f32>) {
+        bn_backward_in_place(&self.x, dy, sums, self.bn_grad())
     }
 }
 

@@ -79,3 +79,79 @@ pub(crate) fn is_backend<B: 'static, X: burn::tensor::backend::Backend>() -> boo
     let id = std::any::TypeId::of::<B>();
     id == std::any::TypeId::of::<X>() || id == std::any::TypeId::of::<burn::backend::Autodiff<X>>()
 }
+
+/// A tensor's f32 values to overwrite in place (a gradient turned into the next one): the
+/// flex tensor's own storage when nothing else holds it, an owned copy otherwise.
+#[derive(Debug)]
+pub(crate) enum HostMut {
+    /// Values read out of the backend, or copied from a shared flex tensor.
+    Owned(Vec<f32>),
+    /// A uniquely held, contiguous f32 flex tensor and the range of its storage it views.
+    #[cfg(feature = "flex")]
+    Flex(burn::backend::flex::FlexTensor, core::ops::Range<usize>),
+}
+
+impl std::ops::Deref for HostMut {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            HostMut::Owned(v) => v,
+            #[cfg(feature = "flex")]
+            HostMut::Flex(t, r) => &t.storage::<f32>()[r.clone()],
+        }
+    }
+}
+
+impl std::ops::DerefMut for HostMut {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        match self {
+            HostMut::Owned(v) => v,
+            #[cfg(feature = "flex")]
+            HostMut::Flex(t, r) => {
+                let storage = t
+                    .try_storage_mut::<f32>()
+                    .expect("held uniquely since host_mut checked it");
+                &mut storage[r.clone()]
+            }
+        }
+    }
+}
+
+impl HostMut {
+    /// The values as a float primitive of shape `shape` on `device` (the same storage on
+    /// flex).
+    pub(crate) fn into_device<B: Backend, const D: usize>(
+        self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> FloatTensor<B> {
+        match self {
+            HostMut::Owned(v) => device_tensor::<B, D>(v, shape, device),
+            #[cfg(feature = "flex")]
+            HostMut::Flex(t, _) => {
+                debug_assert_eq!(t.layout().shape().to_vec(), shape.to_vec());
+                cast(t)
+            }
+        }
+    }
+}
+
+/// Takes a float primitive's values for overwriting: on flex the tensor's own storage when
+/// it is uniquely held and contiguous (a gradient usually is, once autodiff hands it over),
+/// a copy otherwise.
+pub(crate) fn host_mut<B: Backend, const D: usize>(p: FloatTensor<B>) -> HostMut {
+    #[cfg(feature = "flex")]
+    if core::any::TypeId::of::<B>() == core::any::TypeId::of::<burn::backend::Flex>() {
+        let t: burn::backend::flex::FlexTensor = cast(p);
+        if t.dtype() != burn::tensor::DType::F32 {
+            return HostMut::Owned(read::<burn::backend::Flex, D>(t));
+        }
+        return match t.layout().contiguous_offsets() {
+            Some((start, end)) if t.is_unique() => HostMut::Flex(t, start..end),
+            Some((start, end)) => HostMut::Owned(t.storage::<f32>()[start..end].to_vec()),
+            None => HostMut::Owned(read::<burn::backend::Flex, D>(t)),
+        };
+    }
+    HostMut::Owned(read::<B, D>(p))
+}

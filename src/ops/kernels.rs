@@ -517,10 +517,30 @@ pub(crate) fn conv_forward_im2col(
 /// On x86-64 with AVX2 + FMA, where it pays off, the input gradient is instead the implicit
 /// GEMM of [`super::implicit_gemm`], one per stride phase of `dx`.
 pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+    conv_backward_x_then(dy, w, co, g, |_, _| ()).0
+}
+
+/// [`conv_backward_x`], then `after(n, dx_n)` on each sample's `[C, H, W]` block: on the
+/// implicit GEMM while the sample is in cache, elsewhere in a pass after the whole map.
+/// Returns `dx` and the `after` values in sample order.
+pub(crate) fn conv_backward_x_then<T: Send>(
+    dy: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    after: impl Fn(usize, &[f32]) -> T + Sync,
+) -> (Vec<f32>, Vec<T>) {
     if super::implicit_gemm::available() && super::implicit_gemm::pays_off_input_grad(co, g) {
-        return super::implicit_gemm::conv_backward_x(dy, w, co, g);
+        return super::implicit_gemm::conv_backward_x_then(dy, w, co, g, after);
     }
-    conv_backward_x_im2col(dy, w, co, g)
+    let dx = conv_backward_x_im2col(dy, w, co, g);
+    let x_len = g.c * g.h * g.w;
+    let done = dx
+        .par_chunks(x_len.max(1))
+        .enumerate()
+        .map(|(n, dx_n)| after(n, dx_n))
+        .collect();
+    (dx, done)
 }
 
 /// [`conv_backward_x`] through `gemm` (and col2im where the flipped form does not apply).
@@ -738,11 +758,11 @@ fn apply_plane_add_relu(y: &mut [MaybeUninit<f32>], x: &[f32], r: &[f32], a: f32
     )
 }
 
-/// `g = dy` where the ReLU's output `y` is positive, `+0.0` elsewhere, over one chunk.
-fn relu_grad_chunk(g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
-    simd_dispatch!(|g: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]| -> () {
-        for ((d, gv), yv) in g.iter_mut().zip(dy).zip(y) {
-            d.write(relu_gate(*yv, *gv));
+/// `g` kept where the ReLU's output `y` is positive, `+0.0` elsewhere, over one chunk.
+fn relu_grad_chunk(g: &mut [f32], y: &[f32]) {
+    simd_dispatch!(|g: &mut [f32], y: &[f32]| -> () {
+        for (gv, yv) in g.iter_mut().zip(y) {
+            *gv = relu_gate(*yv, *gv);
         }
     })
 }
@@ -775,6 +795,14 @@ struct DxPlane {
     gate: Option<(f32, f32)>,
 }
 
+/// One value of [`dx_plane`]: `k·(M·g − dbeta − (x − mu)·inv_std·dgamma)`, `g` the `dy` at
+/// `x`, gated with `GATED`. The one definition for the fresh and the in-place plane loops.
+#[inline(always)]
+fn dx_value<const GATED: bool>(xv: f32, dy: f32, c: &DxPlane, (a, b): (f32, f32)) -> f32 {
+    let g = if GATED { relu_gate(xv * a + b, dy) } else { dy };
+    c.k * (c.m * g - c.dbeta - (xv - c.mu) * c.inv_std * c.dgamma)
+}
+
 /// `dx = k·(M·g − dbeta − (x − mu)·inv_std·dgamma)` over one plane, `g` the (gated) `dy`.
 fn dx_plane(dx: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32], c: DxPlane) {
     simd_dispatch!(
@@ -786,26 +814,42 @@ fn dx_plane(dx: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32], c: DxPlane) {
 
 #[inline(always)]
 fn dx_plane_body(dx: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32], c: DxPlane) {
-    let DxPlane {
-        k,
-        m,
-        mu,
-        inv_std: is,
-        dbeta: db,
-        dgamma: dg,
-        gate,
-    } = c;
     let triples = dx.iter_mut().zip(x).zip(dy);
-    match gate {
-        Some((a, b)) => {
+    match c.gate {
+        Some(ab) => {
             for ((d, xv), g) in triples {
-                let g = relu_gate(*xv * a + b, *g);
-                d.write(k * (m * g - db - (*xv - mu) * is * dg));
+                d.write(dx_value::<true>(*xv, *g, &c, ab));
             }
         }
         None => {
             for ((d, xv), g) in triples {
-                d.write(k * (m * *g - db - (*xv - mu) * is * dg));
+                d.write(dx_value::<false>(*xv, *g, &c, (0.0, 0.0)));
+            }
+        }
+    }
+}
+
+/// [`dx_plane`] writing `dx` over `dy` itself: no second map, and no read of fresh memory
+/// before each store (a new buffer's lines are fetched before they are written: on a
+/// 25 MB map that read cost a third of the pass, measured).
+fn dx_plane_in_place(dy: &mut [f32], x: &[f32], c: DxPlane) {
+    simd_dispatch!(|dy: &mut [f32], x: &[f32], c: DxPlane| -> () {
+        dx_plane_in_place_body(dy, x, c)
+    })
+}
+
+#[inline(always)]
+fn dx_plane_in_place_body(dy: &mut [f32], x: &[f32], c: DxPlane) {
+    let pairs = dy.iter_mut().zip(x);
+    match c.gate {
+        Some(ab) => {
+            for (d, xv) in pairs {
+                *d = dx_value::<true>(*xv, *d, &c, ab);
+            }
+        }
+        None => {
+            for (d, xv) in pairs {
+                *d = dx_value::<false>(*xv, *d, &c, (0.0, 0.0));
             }
         }
     }
@@ -958,16 +1002,13 @@ pub(crate) fn bn_apply(
     unsafe { assume_init(y) }
 }
 
-/// ReLU's backward from its output: `dy` where `y > 0`, `+0.0` elsewhere.
-pub(crate) fn relu_grad_by_output(dy: &[f32], y: &[f32]) -> Vec<f32> {
+/// ReLU's backward from its output, in place: `dy` kept where `y > 0`, `+0.0` elsewhere.
+pub(crate) fn relu_grad_in_place(dy: &mut [f32], y: &[f32]) {
     assert_eq!(dy.len(), y.len(), "ReLU gradient and output differ in size");
     const CHUNK: usize = 1 << 14;
-    let mut g = uninit(dy.len());
-    g.par_chunks_mut(CHUNK)
-        .zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-        .for_each(|(g, (dy, y))| relu_grad_chunk(g, dy, y));
-    // SAFETY: the chunks cover g (same length as dy) and every element was written.
-    unsafe { assume_init(g) }
+    dy.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|(g, y)| relu_grad_chunk(g, y));
 }
 
 /// One plane's `(Σ g·(x − mu), Σ g)` in a single pass over `x` and `dy` (8 lanes per sum, so
@@ -1018,67 +1059,133 @@ fn plane_grad_sums<const GATED: bool>(
     )
 }
 
-/// BatchNorm backward over `[N, C, HW]` given the saved input, batch mean and
-/// `inv_std = 1/sqrt(var + eps)`. Returns `(dx, dgamma, dbeta)` with
-/// `dbeta = Σ dy`, `dgamma = Σ dy·x̂`, `dx = γ·inv_std/M · (M·dy − dbeta − x̂·dgamma)`.
-///
-/// `relu = Some((scale, shift))` is the backward of BatchNorm followed by ReLU: `dy` is
-/// first zeroed where the pre-activation `x·scale + shift` was not positive, recomputed
-/// from the saved input instead of storing a mask.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn bn_backward(
-    x: &[f32],
-    dy: &[f32],
-    mean: &[f32],
-    inv_std: &[f32],
-    gamma: Option<&[f32]>,
-    relu: Option<(&[f32], &[f32])>,
-    n: usize,
-    c: usize,
-    hw: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    // The ReLU gate of channel `ch` (always open without ReLU).
-    let gate = |ch: usize| match relu {
-        Some((scale, shift)) => (scale[ch], shift[ch], true),
-        None => (0.0, 0.0, false),
-    };
-    let sums = per_plane(n, c, |i, ch| {
-        let (a, b, gated) = gate(ch);
-        let r = (i * c + ch) * hw..(i * c + ch + 1) * hw;
-        let (g_xhat, g) = grad_sums(&x[r.clone()], &dy[r], mean[ch], a, b, gated);
-        (g_xhat * inv_std[ch], g)
-    });
-    let dgamma: Vec<f32> = channel_sums(&sums, c, |(g_xhat, _)| g_xhat as f64)
-        .into_iter()
-        .map(|s| s as f32)
-        .collect();
-    let dbeta: Vec<f32> = channel_sums(&sums, c, |(_, g)| g as f64)
-        .into_iter()
-        .map(|s| s as f32)
-        .collect();
-    let m = (n * hw) as f32;
+/// BatchNorm's backward constants and the ReLU gate it may open with: what every plane of
+/// [`bn_backward`] needs besides its own values.
+#[derive(Clone, Copy)]
+pub(crate) struct BnGrad<'a> {
+    /// Batch mean per channel.
+    pub mean: &'a [f32],
+    /// `1/sqrt(var + eps)` per channel.
+    pub inv_std: &'a [f32],
+    /// `γ` per channel (1 without affine parameters).
+    pub gamma: Option<&'a [f32]>,
+    /// For BatchNorm followed by ReLU: the forward's per-channel `(scale, shift)`; `dy` is
+    /// zeroed where the pre-activation `x·scale + shift` was not positive, recomputed from
+    /// the saved input instead of storing a mask.
+    pub relu: Option<(&'a [f32], &'a [f32])>,
+    /// Channels.
+    pub c: usize,
+    /// Values per plane.
+    pub hw: usize,
+}
+
+impl BnGrad<'_> {
+    /// The ReLU gate of channel `ch` (always open without ReLU).
+    fn gate(&self, ch: usize) -> (f32, f32, bool) {
+        match self.relu {
+            Some((scale, shift)) => (scale[ch], shift[ch], true),
+            None => (0.0, 0.0, false),
+        }
+    }
+
+    /// One sample's per-plane `(Σ g·x̂, Σ g)` (`[C]`), from its input `x_n` and output
+    /// gradient `dy_n` (`[C, HW]` each). A convolution that produces `dy` a sample at a
+    /// time can take them while the sample is in cache (see `ops::batch_norm_relu_conv2d`).
+    pub(crate) fn sample_sums(&self, x_n: &[f32], dy_n: &[f32]) -> Vec<(f32, f32)> {
+        (0..self.c)
+            .map(|ch| self.plane_sums(x_n, dy_n, ch))
+            .collect()
+    }
+
+    fn plane_sums(&self, x_n: &[f32], dy_n: &[f32], ch: usize) -> (f32, f32) {
+        let (a, b, gated) = self.gate(ch);
+        let r = ch * self.hw..(ch + 1) * self.hw;
+        let (g_xhat, g) = grad_sums(&x_n[r.clone()], &dy_n[r], self.mean[ch], a, b, gated);
+        (g_xhat * self.inv_std[ch], g)
+    }
+
+    /// The `[N][C]` table of [`Self::sample_sums`] over the whole map.
+    pub(crate) fn sums(&self, x: &[f32], dy: &[f32]) -> Vec<(f32, f32)> {
+        let len = self.c * self.hw;
+        per_plane(x.len() / len.max(1), self.c, |i, ch| {
+            self.plane_sums(&x[i * len..(i + 1) * len], &dy[i * len..(i + 1) * len], ch)
+        })
+    }
+
+    /// `(dgamma, dbeta)` from the `[N][C]` table of sums, added in sample order.
+    fn reduce(&self, table: &[(f32, f32)]) -> (Vec<f32>, Vec<f32>) {
+        let f32s = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect();
+        (
+            f32s(channel_sums(table, self.c, |(g_xhat, _)| g_xhat as f64)),
+            f32s(channel_sums(table, self.c, |(_, g)| g as f64)),
+        )
+    }
+
+    /// Channel `ch`'s [`DxPlane`].
+    fn dx_constants(&self, ch: usize, m: f32, dgamma: &[f32], dbeta: &[f32]) -> DxPlane {
+        let is = self.inv_std[ch];
+        let (a, b, gated) = self.gate(ch);
+        DxPlane {
+            k: self.gamma.map_or(1.0, |g| g[ch]) * is / m,
+            m,
+            mu: self.mean[ch],
+            inv_std: is,
+            dbeta: dbeta[ch],
+            dgamma: dgamma[ch],
+            gate: gated.then_some((a, b)),
+        }
+    }
+}
+
+/// BatchNorm backward over `[N, C, HW]` given the saved input and the constants in `bn`.
+/// Returns `(dx, dgamma, dbeta)` with `dbeta = Σ g`, `dgamma = Σ g·x̂`,
+/// `dx = γ·inv_std/M · (M·g − dbeta − x̂·dgamma)`, `g` the (gated) `dy`.
+pub(crate) fn bn_backward(x: &[f32], dy: &[f32], bn: BnGrad) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (dgamma, dbeta) = bn.reduce(&bn.sums(x, dy));
+    let (c, hw) = (bn.c, bn.hw);
+    let m = (x.len() / c.max(1)) as f32;
     let mut dx = uninit(x.len());
     dx.par_chunks_mut(c * hw)
         .zip(x.par_chunks(c * hw).zip(dy.par_chunks(c * hw)))
         .for_each(|(dx_n, (x_n, dy_n))| {
             for ch in 0..c {
-                let is = inv_std[ch];
-                let (a, b, gated) = gate(ch);
-                let plane = DxPlane {
-                    k: gamma.map_or(1.0, |g| g[ch]) * is / m,
-                    m,
-                    mu: mean[ch],
-                    inv_std: is,
-                    dbeta: dbeta[ch],
-                    dgamma: dgamma[ch],
-                    gate: gated.then_some((a, b)),
-                };
                 let r = ch * hw..(ch + 1) * hw;
+                let plane = bn.dx_constants(ch, m, &dgamma, &dbeta);
                 dx_plane(&mut dx_n[r.clone()], &x_n[r.clone()], &dy_n[r], plane);
             }
         });
     // SAFETY: the chunks cover dx (same length as x) and every element was written.
     (unsafe { assume_init(dx) }, dgamma, dbeta)
+}
+
+/// [`bn_backward`] with `dx` written over `dy`, from the `[N][C]` table of
+/// [`BnGrad::sums`] (taken by the caller, perhaps a sample at a time as it produced `dy`).
+/// Returns `(dgamma, dbeta)`.
+pub(crate) fn bn_backward_in_place(
+    x: &[f32],
+    dy: &mut [f32],
+    sums: &[(f32, f32)],
+    bn: BnGrad,
+) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(
+        x.len(),
+        dy.len(),
+        "BatchNorm input and gradient differ in size"
+    );
+    let (c, hw) = (bn.c, bn.hw);
+    assert_eq!(sums.len() * hw, x.len(), "BatchNorm sums are not [N][C]");
+    let (dgamma, dbeta) = bn.reduce(sums);
+    let m = (x.len() / c.max(1)) as f32;
+    dy.par_chunks_mut(c * hw)
+        .zip(x.par_chunks(c * hw))
+        .for_each(|(dy_n, x_n)| {
+            for ch in 0..c {
+                let r = ch * hw..(ch + 1) * hw;
+                let plane = bn.dx_constants(ch, m, &dgamma, &dbeta);
+                dx_plane_in_place(&mut dy_n[r.clone()], &x_n[r], plane);
+            }
+        });
+    (dgamma, dbeta)
 }
 
 #[cfg(test)]
@@ -1124,7 +1231,14 @@ mod tests {
             dx_plane(&mut a, &x, &dy, c);
             dx_plane_body(&mut b, &x, &dy, c);
             // SAFETY: both planes were written in full.
-            assert_eq!(unsafe { assume_init(a) }, unsafe { assume_init(b) });
+            let fresh = unsafe { assume_init(a) };
+            assert_eq!(fresh, unsafe { assume_init(b) });
+            // In place, through the dispatch and the baseline body, the same values.
+            let (mut a, mut b) = (dy.clone(), dy.clone());
+            dx_plane_in_place(&mut a, &x, c);
+            dx_plane_in_place_body(&mut b, &x, c);
+            assert_eq!(a, fresh);
+            assert_eq!(b, fresh);
         }
     }
 
