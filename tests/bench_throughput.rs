@@ -52,10 +52,14 @@ fn rounds_are_each_measured_and_tabled() {
             .find(|l| l.starts_with(&format!("| {method} ")))
             .unwrap_or_else(|| panic!("no {method} row in\n{stdout}"));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        // img/s and fraction of the roof: one value per round; no reference, no ratio.
+        // img/s, fraction of the roof and of the sgemm speed during the steps: one value
+        // per round; no reference, no ratio.
         assert_eq!(cells[3].split(" / ").count(), 3, "{row}");
         assert_eq!(cells[4].split(" / ").count(), 3, "{row}");
-        assert_eq!(cells[7], "-", "{row}");
+        let during: Vec<&str> = cells[5].split(" / ").collect();
+        assert_eq!(during.len(), 3, "{row}");
+        assert!(during.iter().all(|d| d.ends_with(" %")), "{row}");
+        assert_eq!(cells[8], "-", "{row}");
     }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -67,6 +71,11 @@ fn rounds_are_each_measured_and_tabled() {
         assert!(
             rows.iter()
                 .all(|r| r["images_per_sec"].as_f64().unwrap() > 0.0)
+        );
+        // The machine's sgemm speed was sampled between the steps.
+        assert!(
+            rows.iter()
+                .all(|r| r["roof_during_gflops"].as_f64().unwrap() > 0.0)
         );
         // The per-op profile is recorded in round 1 only (it perturbs the timing).
         assert_eq!(rows[0].get("profile").is_some(), i == 0, "round {i}");

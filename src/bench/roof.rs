@@ -41,31 +41,54 @@ impl Roof {
     }
 }
 
+/// One `n x n` f32 matrix product on `B`, set up (and run once) ahead, to time on demand.
+pub struct Sgemm<B: Backend> {
+    a: Tensor<B, 2>,
+    b: Tensor<B, 2>,
+    n: usize,
+}
+
+impl<B: Backend> Sgemm<B> {
+    /// Two random `n x n` matrices on `device`, multiplied once to warm up.
+    pub fn new(n: usize, device: &B::Device) -> Self {
+        let s = Self {
+            a: Tensor::random([n, n], Distribution::Default, device),
+            b: Tensor::random([n, n], Distribution::Default, device),
+            n,
+        };
+        s.secs();
+        s
+    }
+
+    /// Seconds of one product, read back so lazy or asynchronous backends finish it.
+    pub fn secs(&self) -> f64 {
+        let t = Instant::now();
+        let c = self.a.clone().matmul(self.b.clone());
+        let _ = c.slice([0..1, 0..1]).into_data();
+        t.elapsed().as_secs_f64()
+    }
+
+    /// The FLOPs of one product, `2 n³`.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.n as f64).powi(3)
+    }
+}
+
 /// Time `reps` products of two random `n x n` f32 matrices (after one warm-up) on `B` and
 /// keep the best, which is the least disturbed by other load on a shared machine.
 pub fn sgemm_roof<B: Backend>(n: usize, reps: usize, device: &B::Device) -> Roof {
-    let a = Tensor::<B, 2>::random([n, n], Distribution::Default, device);
-    let b = Tensor::<B, 2>::random([n, n], Distribution::Default, device);
-    let run = || {
-        let c = a.clone().matmul(b.clone());
-        // Read one value back so lazy or asynchronous backends finish the product.
-        let _ = c.slice([0..1, 0..1]).into_data();
-    };
-    run();
+    let sgemm = Sgemm::<B>::new(n, device);
     let (mut best, mut worst) = (f64::INFINITY, 0.0f64);
     for _ in 0..reps.max(1) {
-        let t = Instant::now();
-        run();
-        let secs = t.elapsed().as_secs_f64();
+        let secs = sgemm.secs();
         best = best.min(secs);
         worst = worst.max(secs);
     }
-    let flops = 2.0 * (n as f64).powi(3);
     Roof {
         n,
         best_secs: best,
-        gflops: flops / best / 1e9,
-        slowest_gflops: flops / worst / 1e9,
+        gflops: sgemm.flops() / best / 1e9,
+        slowest_gflops: sgemm.flops() / worst / 1e9,
         reps: reps.max(1),
     }
 }

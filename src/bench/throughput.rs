@@ -3,7 +3,7 @@
 //! same run.
 
 use super::flops::StepFlops;
-use super::roof::{Roof, sgemm_roof};
+use super::roof::{Roof, Sgemm, sgemm_roof};
 use super::table::Table;
 use crate::backend::{BackendKind, BackendTask, run_on};
 use crate::config::TrainConfig;
@@ -39,6 +39,11 @@ pub struct ThroughputRow {
     pub flops: StepFlops,
     /// `images_per_sec × flops_per_frame / 1e9`.
     pub achieved_gflops: f64,
+    /// Median GFLOP/s of one roof-sized sgemm run after each timed step: the machine's
+    /// speed while the steps ran, where the roof's best-of-10 catches its fastest moment.
+    /// 0 in results written before it was measured.
+    #[serde(default)]
+    pub roof_during_gflops: f64,
     /// Where the timed steps' time went (with `--profile-ops`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<StepProfile>,
@@ -93,14 +98,21 @@ impl BackendTask for ThroughputTask {
             for _ in 0..self.warmup {
                 learner.step(batches.next().expect("cycle is endless"))?;
             }
+            let sgemm = Sgemm::<B::InnerBackend>::new(self.roof_n, &device);
             if self.profile_ops {
                 step_profile::start();
             }
-            let start = Instant::now();
+            // Each step is timed alone and followed by one sgemm, so the steps and the
+            // machine's sgemm speed are sampled over the same minutes.
+            let (mut secs, mut during) = (0.0, Vec::with_capacity(self.steps as usize));
             for _ in 0..self.steps {
+                let start = Instant::now();
                 learner.step(batches.next().expect("cycle is endless"))?;
+                let _ = B::sync(&device);
+                secs += start.elapsed().as_secs_f64();
+                step_profile::close_phase::<B>(&device);
+                during.push(sgemm.flops() / sgemm.secs().max(1e-12) / 1e9);
             }
-            let secs = start.elapsed().as_secs_f64();
             let profile = step_profile::finish::<B>(&device);
             let flops = StepFlops::new(&c.model, &c.method);
             let images_per_sec = (self.steps as f64 * c.train.batch as f64) / secs.max(1e-9);
@@ -113,6 +125,7 @@ impl BackendTask for ThroughputTask {
                 secs,
                 images_per_sec,
                 achieved_gflops: images_per_sec * flops.flops_per_frame / 1e9,
+                roof_during_gflops: median(&during).unwrap_or(0.0),
                 flops,
                 profile,
             });
@@ -145,6 +158,8 @@ pub fn throughput_table(results: &[BackendThroughput], pytorch: &[(String, f64)]
         "roof GFLOP/s",
         "of backend roof",
         "of best roof",
+        "sgemm GFLOP/s during steps",
+        "of it",
         "vs PyTorch",
     ]);
     for r in results {
@@ -166,6 +181,8 @@ pub fn throughput_table(results: &[BackendThroughput], pytorch: &[(String, f64)]
                     100.0 * row.achieved_gflops / r.roof.gflops.max(1e-9)
                 ),
                 format!("{:.0} %", 100.0 * row.achieved_gflops / best_roof.max(1e-9)),
+                during(row, |d| format!("{d:.1}")),
+                during(row, |d| format!("{:.0} %", 100.0 * row.achieved_gflops / d)),
                 torch.map_or("-".into(), |ips| {
                     format!("{:.2}x", row.images_per_sec / ips)
                 }),
@@ -173,6 +190,15 @@ pub fn throughput_table(results: &[BackendThroughput], pytorch: &[(String, f64)]
         }
     }
     t
+}
+
+/// `f` of the row's sgemm speed during its steps, `-` where it was not measured.
+fn during(row: &ThroughputRow, f: impl Fn(f64) -> String) -> String {
+    if row.roof_during_gflops > 0.0 {
+        f(row.roof_during_gflops)
+    } else {
+        "-".into()
+    }
 }
 
 /// One round of a repeated measurement: every backend, then (with `--pytorch`) the reference.
@@ -207,6 +233,7 @@ pub fn rounds_table(rounds: &[ThroughputRound]) -> Table {
         "backend",
         "img/s per round",
         "of roof per round",
+        "of sgemm during steps per round",
         "PyTorch img/s per round",
         "vs PyTorch per round",
         "median vs PyTorch",
@@ -221,6 +248,7 @@ pub fn rounds_table(rounds: &[ThroughputRound]) -> Table {
         for row in &b.rows {
             let mut ips = Vec::new();
             let mut of_roof = Vec::new();
+            let mut of_during = Vec::new();
             let mut torch = Vec::new();
             let mut ratios = Vec::new();
             for round in rounds {
@@ -234,6 +262,9 @@ pub fn rounds_table(rounds: &[ThroughputRound]) -> Table {
                 };
                 ips.push(r.images_per_sec);
                 of_roof.push(100.0 * r.achieved_gflops / bt.roof.gflops.max(1e-9));
+                of_during.push(during(r, |d| {
+                    format!("{:.0} %", 100.0 * r.achieved_gflops / d)
+                }));
                 if let Some((_, t)) = round.pytorch.iter().find(|(m, _)| *m == row.method) {
                     torch.push(*t);
                     ratios.push(r.images_per_sec / t.max(1e-9));
@@ -244,6 +275,7 @@ pub fn rounds_table(rounds: &[ThroughputRound]) -> Table {
                 b.backend.to_string(),
                 join(&ips, &|x| format!("{x:.1}")),
                 join(&of_roof, &|x| format!("{x:.0} %")),
+                of_during.join(" / "),
                 if torch.is_empty() {
                     "-".into()
                 } else {

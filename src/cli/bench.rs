@@ -569,8 +569,10 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
         "- img/s counts frames (each two views), warm-up excluded, synthetic batches generated \
          before timing. FLOPs/frame = 2 views x 2 x (3 x online MACs + 1 x target MACs); \
          roof = best of 10 {n}x{n} f32 matmuls on the same backend and threads, 5 before and \
-         5 after the methods (the slowest of them: {slowest}); heap policy {heap} (it moves \
-         both the step and the roof: see `edgessl --help`).",
+         5 after the methods (the slowest of them: {slowest}); 'sgemm during steps' = median \
+         of one such matmul after each timed step (not in the step's time), the machine's \
+         speed over the same minutes; heap policy {heap} (it moves both the step and the \
+         roof: see `edgessl --help`).",
         n = a.roof_n,
         slowest = results
             .iter()
