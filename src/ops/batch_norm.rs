@@ -31,6 +31,7 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use super::host::{HostBuf, cast, device_tensor, host, host_mut};
 use super::kernels::{
     BnGrad, Epilogue, Stats, bn_apply, bn_backward, bn_backward_in_place, bn_stats,
+    relu_grad_in_place,
 };
 use crate::step_profile::kernel;
 
@@ -417,9 +418,8 @@ impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
                 let dims = state.bn.dims;
                 // The gradient past the ReLU is the residual's, and BatchNorm's upstream one.
                 let mut g = host_mut::<B, 4>(dy);
-                let bn = state.bn.bn_grad();
-                let sums = bn.gate_by_output_then_sums(&state.bn.x, &mut g, &state.out);
-                let (dx, dg, db) = bn_backward(&state.bn.x, &g, &sums, bn);
+                relu_grad_in_place(&mut g, &state.out);
+                let (dx, dg, db) = state.bn.grads_host(&g);
                 let c = dims[1];
                 [
                     device_tensor::<B, 4>(dx, dims, &device),
@@ -557,6 +557,11 @@ impl SavedBn {
             c,
             hw: h * w,
         }
+    }
+
+    /// `(dx, dgamma, dbeta)` on the host, `dx` in a new buffer.
+    pub(super) fn grads_host(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        bn_backward(&self.x, dy, self.bn_grad())
     }
 
     /// `(dgamma, dbeta)` on the host with `dx` written over `dy`, from the `[N][C]` table of

@@ -1002,6 +1002,15 @@ pub(crate) fn bn_apply(
     unsafe { assume_init(y) }
 }
 
+/// ReLU's backward from its output, in place: `dy` kept where `y > 0`, `+0.0` elsewhere.
+pub(crate) fn relu_grad_in_place(dy: &mut [f32], y: &[f32]) {
+    assert_eq!(dy.len(), y.len(), "ReLU gradient and output differ in size");
+    const CHUNK: usize = 1 << 14;
+    dy.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|(g, y)| relu_grad_chunk(g, y));
+}
+
 /// One plane's `(Σ g·(x − mu), Σ g)` in a single pass over `x` and `dy` (8 lanes per sum, so
 /// it vectorises), where `g = dy`, or with `GATED` `dy` where `x·a + b > 0` and 0 elsewhere
 /// (the backward of a fused ReLU). A const parameter, so the ungated loop has no select.
@@ -1095,33 +1104,6 @@ impl BnGrad<'_> {
         (g_xhat * self.inv_std[ch], g)
     }
 
-    /// The opening of BatchNorm + add + ReLU's backward, a sample at a time: `dy` gated in
-    /// place by the block's output `y` (ReLU's backward, which is also the residual's
-    /// gradient), then the sample's [`Self::sample_sums`] of it read back from cache. Returns
-    /// the `[N][C]` table of [`Self::sums`] (the same values as a separate pass).
-    pub(crate) fn gate_by_output_then_sums(
-        &self,
-        x: &[f32],
-        dy: &mut [f32],
-        y: &[f32],
-    ) -> Vec<(f32, f32)> {
-        assert_eq!(dy.len(), y.len(), "ReLU gradient and output differ in size");
-        assert_eq!(
-            dy.len(),
-            x.len(),
-            "BatchNorm input and gradient differ in size"
-        );
-        let len = (self.c * self.hw).max(1);
-        dy.par_chunks_mut(len)
-            .zip(x.par_chunks(len).zip(y.par_chunks(len)))
-            .map(|(dy_n, (x_n, y_n))| {
-                relu_grad_chunk(dy_n, y_n);
-                self.sample_sums(x_n, dy_n)
-            })
-            .flatten_iter()
-            .collect()
-    }
-
     /// The `[N][C]` table of [`Self::sample_sums`] over the whole map.
     pub(crate) fn sums(&self, x: &[f32], dy: &[f32]) -> Vec<(f32, f32)> {
         let len = self.c * self.hw;
@@ -1155,23 +1137,11 @@ impl BnGrad<'_> {
     }
 }
 
-/// BatchNorm backward over `[N, C, HW]` given the saved input, the constants in `bn` and
-/// the `[N][C]` table of [`BnGrad::sums`] of `dy`. Returns `(dx, dgamma, dbeta)` with
-/// `dbeta = Σ g`, `dgamma = Σ g·x̂`, `dx = γ·inv_std/M · (M·g − dbeta − x̂·dgamma)`, `g` the
-/// (gated) `dy`.
-pub(crate) fn bn_backward(
-    x: &[f32],
-    dy: &[f32],
-    sums: &[(f32, f32)],
-    bn: BnGrad,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    assert_eq!(
-        x.len(),
-        dy.len(),
-        "BatchNorm input and gradient differ in size"
-    );
-    assert_eq!(sums.len() * bn.hw, x.len(), "BatchNorm sums are not [N][C]");
-    let (dgamma, dbeta) = bn.reduce(sums);
+/// BatchNorm backward over `[N, C, HW]` given the saved input and the constants in `bn`.
+/// Returns `(dx, dgamma, dbeta)` with `dbeta = Σ g`, `dgamma = Σ g·x̂`,
+/// `dx = γ·inv_std/M · (M·g − dbeta − x̂·dgamma)`, `g` the (gated) `dy`.
+pub(crate) fn bn_backward(x: &[f32], dy: &[f32], bn: BnGrad) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (dgamma, dbeta) = bn.reduce(&bn.sums(x, dy));
     let (c, hw) = (bn.c, bn.hw);
     let m = (x.len() / c.max(1)) as f32;
     let mut dx = uninit(x.len());
