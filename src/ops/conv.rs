@@ -33,9 +33,7 @@ use std::sync::Arc;
 
 use super::batch_norm::BatchStats;
 use super::host::{HostBuf, cast, device_tensor, host};
-use super::kernels::{
-    ConvGeom, NormRelu, conv_backward_w, conv_backward_x, conv_backward_x_then, conv_forward,
-};
+use super::kernels::{ConvGeom, NormRelu, conv_backward_w, conv_backward_x, conv_forward};
 use crate::step_profile::kernel;
 
 /// Drop-in replacement for `burn::tensor::module::conv2d` (weight `[CO, CI, KH, KW]`,
@@ -258,22 +256,6 @@ impl SavedConv {
             || g.label(co),
             g.product_flops(co),
             || conv_backward_x(dy, &self.w, co, g),
-        )
-    }
-
-    /// [`Self::input_grad`], then `after(n, dx_n)` on each sample's block as it is
-    /// finished (see [`conv_backward_x_then`]); the values in sample order.
-    pub(super) fn input_grad_then<T: Send>(
-        &self,
-        dy: &[f32],
-        after: impl Fn(usize, &[f32]) -> T + Sync,
-    ) -> (Vec<f32>, Vec<T>) {
-        let (g, co) = (&self.g, self.w_dims[0]);
-        kernel(
-            "conv input grad",
-            || g.label(co),
-            g.product_flops(co),
-            || conv_backward_x_then(dy, &self.w, co, g, after),
         )
     }
 }

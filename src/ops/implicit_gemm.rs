@@ -22,7 +22,7 @@
 //! positions and not stored.
 //!
 //! The input gradient is the same tile over `dy` (zero-padded planes), once per stride phase
-//! of `dx` ([`conv_backward_x_then`]): it gathers, where `gemm` + col2im scatter-adds.
+//! of `dx` ([`conv_backward_x`]): it gathers, where `gemm` + col2im scatter-adds.
 //!
 //! The weight gradient is the same tile with its roles turned ([`conv_backward_w`]): 6 taps
 //! broadcast, `dyᵀ` as the 16-lane operand, the sum over the positions of a group of
@@ -310,18 +310,10 @@ struct InputGradPhase {
     every_pixel: bool,
 }
 
-/// Input gradient `dx[n] = conv_transpose(dy[n], w)` (`dy` `[N, CO, HO, WO]`, `dx`
-/// `[N, C, H, W]`) as one implicit GEMM per stride phase of `dx` over `dy` zero-padded by
+/// Input gradient `dx[n] = conv_transpose(dy[n], w)` (`dy` `[N, CO, HO, WO]`), returns
+/// `[N, C, H, W]`, as one implicit GEMM per stride phase of `dx` over `dy` zero-padded by
 /// `(KH−1)/SH` rows and `(KW−1)/SW` columns on each side: no column matrix, no scatter.
-/// `after(n, dx_n)` then runs on each sample's finished block while it is in cache.
-/// Returns `dx` and the `after` values in sample order.
-pub(crate) fn conv_backward_x_then<T: Send>(
-    dy: &[f32],
-    w: &[f32],
-    co: usize,
-    g: &ConvGeom,
-    after: impl Fn(usize, &[f32]) -> T + Sync,
-) -> (Vec<f32>, Vec<T>) {
+pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     assert_eq!(w.len(), co * k, "conv weight is not [CO, K]");
     assert_eq!(
@@ -380,7 +372,7 @@ pub(crate) fn conv_backward_x_then<T: Send>(
     }
     let x_len = g.c * g.h * g.w;
     let mut dx = uninit(g.n * x_len);
-    let done = dx.par_chunks_mut(x_len).enumerate().map(|(n, dx_n)| {
+    dx.par_chunks_mut(x_len).enumerate().for_each(|(n, dx_n)| {
         with_scratch(planes_len, |planes| {
             // Output rows/columns past these only ever saw padding (PH ≥ KH): no pixel
             // reads them.
@@ -420,15 +412,10 @@ pub(crate) fn conv_backward_x_then<T: Send>(
                 }
             }
         });
-        // SAFETY: as below, for this sample; MaybeUninit<f32> has f32's layout.
-        after(n, unsafe {
-            &*(dx_n as *const [MaybeUninit<f32>] as *const [f32])
-        })
     });
-    let done = done.collect();
     // SAFETY: the phases partition the pixels of a sample; each wrote all of its own, on
     // every channel.
-    (unsafe { assume_init(dx) }, done)
+    unsafe { assume_init(dx) }
 }
 
 /// Weight gradient `dw[o, k] = Σ_n Σ_p dy[n][o, p] · x[n][base_p + off_k]`, returns `[CO, K]`.
@@ -853,9 +840,7 @@ mod tests {
                 ([2, 3, 9, 8], [1, 1], [3, 2], [0, 0], 18),
                 ([1, 2, 6, 6], [2, 2], [1, 1], [3, 2], 4),
             ]),
-            |i, g, co| {
-                conv_backward_x_then(&output_grad(i, g, co), &weight(i, g, co), co, g, |_, _| ()).0
-            },
+            |i, g, co| conv_backward_x(&output_grad(i, g, co), &weight(i, g, co), co, g),
             |i, g, co| conv_backward_x_im2col(&output_grad(i, g, co), &weight(i, g, co), co, g),
         );
     }

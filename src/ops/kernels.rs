@@ -517,30 +517,10 @@ pub(crate) fn conv_forward_im2col(
 /// On x86-64 with AVX2 + FMA, where it pays off, the input gradient is instead the implicit
 /// GEMM of [`super::implicit_gemm`], one per stride phase of `dx`.
 pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
-    conv_backward_x_then(dy, w, co, g, |_, _| ()).0
-}
-
-/// [`conv_backward_x`], then `after(n, dx_n)` on each sample's `[C, H, W]` block: on the
-/// implicit GEMM while the sample is in cache, elsewhere in a pass after the whole map.
-/// Returns `dx` and the `after` values in sample order.
-pub(crate) fn conv_backward_x_then<T: Send>(
-    dy: &[f32],
-    w: &[f32],
-    co: usize,
-    g: &ConvGeom,
-    after: impl Fn(usize, &[f32]) -> T + Sync,
-) -> (Vec<f32>, Vec<T>) {
     if super::implicit_gemm::available() && super::implicit_gemm::pays_off_input_grad(co, g) {
-        return super::implicit_gemm::conv_backward_x_then(dy, w, co, g, after);
+        return super::implicit_gemm::conv_backward_x(dy, w, co, g);
     }
-    let dx = conv_backward_x_im2col(dy, w, co, g);
-    let x_len = g.c * g.h * g.w;
-    let done = dx
-        .par_chunks(x_len.max(1))
-        .enumerate()
-        .map(|(n, dx_n)| after(n, dx_n))
-        .collect();
-    (dx, done)
+    conv_backward_x_im2col(dy, w, co, g)
 }
 
 /// [`conv_backward_x`] through `gemm` (and col2im where the flipped form does not apply).
@@ -1088,15 +1068,6 @@ impl BnGrad<'_> {
         }
     }
 
-    /// One sample's per-plane `(Σ g·x̂, Σ g)` (`[C]`), from its input `x_n` and output
-    /// gradient `dy_n` (`[C, HW]` each). A convolution that produces `dy` a sample at a
-    /// time can take them while the sample is in cache (see `ops::batch_norm_relu_conv2d`).
-    pub(crate) fn sample_sums(&self, x_n: &[f32], dy_n: &[f32]) -> Vec<(f32, f32)> {
-        (0..self.c)
-            .map(|ch| self.plane_sums(x_n, dy_n, ch))
-            .collect()
-    }
-
     fn plane_sums(&self, x_n: &[f32], dy_n: &[f32], ch: usize) -> (f32, f32) {
         let (a, b, gated) = self.gate(ch);
         let r = ch * self.hw..(ch + 1) * self.hw;
@@ -1104,7 +1075,7 @@ impl BnGrad<'_> {
         (g_xhat * self.inv_std[ch], g)
     }
 
-    /// The `[N][C]` table of [`Self::sample_sums`] over the whole map.
+    /// The `[N][C]` table of every plane's `(Σ g·x̂, Σ g)`.
     pub(crate) fn sums(&self, x: &[f32], dy: &[f32]) -> Vec<(f32, f32)> {
         let len = self.c * self.hw;
         per_plane(x.len() / len.max(1), self.c, |i, ch| {
@@ -1159,8 +1130,7 @@ pub(crate) fn bn_backward(x: &[f32], dy: &[f32], bn: BnGrad) -> (Vec<f32>, Vec<f
 }
 
 /// [`bn_backward`] with `dx` written over `dy`, from the `[N][C]` table of
-/// [`BnGrad::sums`] (taken by the caller, perhaps a sample at a time as it produced `dy`).
-/// Returns `(dgamma, dbeta)`.
+/// [`BnGrad::sums`] of `dy`. Returns `(dgamma, dbeta)`.
 pub(crate) fn bn_backward_in_place(
     x: &[f32],
     dy: &mut [f32],

@@ -243,20 +243,17 @@ impl<B: Backend> Backward<B, 4> for NormConvBackward {
         if node_x.is_none() && node_g.is_none() && node_b.is_none() {
             return;
         }
-        // The gradient of the normalised map, with BatchNorm's per-plane sums taken from
-        // each sample as the convolution finishes it (the map is not read back for them),
-        // then BatchNorm + ReLU's input gradient written over it.
-        let bn = s.bn.bn_grad();
-        let x_len = bn.c * bn.hw;
-        let (mut gin, sums) = s.conv.input_grad_then(&dy, |n, gin_n| {
-            bn.sample_sums(&s.bn.x[n * x_len..(n + 1) * x_len], gin_n)
-        });
-        let sums: Vec<(f32, f32)> = sums.into_iter().flatten().collect();
+        // The gradient of the normalised map, then BatchNorm + ReLU's input gradient
+        // written over it.
+        let mut gin = s.conv.input_grad(&dy);
         let (dgamma, dbeta) = kernel(
             "batchnorm+relu backward",
             || bn_label(s.bn.dims),
             0.0,
-            || s.bn.grads_in_place(&mut gin, &sums),
+            || {
+                let sums = s.bn.bn_grad().sums(&s.bn.x, &gin);
+                s.bn.grads_in_place(&mut gin, &sums)
+            },
         );
         let c = s.bn.dims[1];
         let grads_of: [(_, FloatTensor<B>); 3] = [
