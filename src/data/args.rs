@@ -12,6 +12,8 @@ use std::path::PathBuf;
 pub struct DataArgs {
     /// Dataset: fashion-mnist (fetched into the cache on first use), idx:IMAGES[,LABELS],
     /// cifar10:DIR, stl10:DIR[:unlabeled|train|test|train+unlabeled] or synthetic[:COUNT].
+    // The brackets are the help text's notation for optional parts, not doc links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_name = "SPEC", default_value = "fashion-mnist")]
     pub data: DataSpec,
 
