@@ -534,8 +534,7 @@ impl SavedBn {
         let device = B::float_device(&dy);
         let c = self.dims[1];
         let mut g = host_mut::<B, 4>(dy);
-        let sums = self.bn_grad().sums(&self.x, &g);
-        let (dg, db) = self.grads_in_place(&mut g, &sums);
+        let (dg, db) = self.grads_in_place(&mut g);
         [
             g.into_device::<B, 4>(self.dims, &device),
             device_tensor::<B, 1>(dg, [c], &device),
@@ -544,7 +543,7 @@ impl SavedBn {
     }
 
     /// The constants of the backward.
-    pub(super) fn bn_grad(&self) -> BnGrad<'_> {
+    fn bn_grad(&self) -> BnGrad<'_> {
         let [_, c, h, w] = self.dims;
         BnGrad {
             mean: &self.mean,
@@ -564,14 +563,9 @@ impl SavedBn {
         bn_backward(&self.x, dy, self.bn_grad())
     }
 
-    /// `(dgamma, dbeta)` on the host with `dx` written over `dy`, from the `[N][C]` table of
-    /// [`BnGrad::sums`] of this `dy`.
-    pub(super) fn grads_in_place(
-        &self,
-        dy: &mut [f32],
-        sums: &[(f32, f32)],
-    ) -> (Vec<f32>, Vec<f32>) {
-        bn_backward_in_place(&self.x, dy, sums, self.bn_grad())
+    /// `(dgamma, dbeta)` on the host with `dx` written over `dy`.
+    pub(super) fn grads_in_place(&self, dy: &mut [f32]) -> (Vec<f32>, Vec<f32>) {
+        bn_backward_in_place(&self.x, dy, self.bn_grad())
     }
 }
 

@@ -1075,20 +1075,17 @@ impl BnGrad<'_> {
         (g_xhat * self.inv_std[ch], g)
     }
 
-    /// The `[N][C]` table of every plane's `(Σ g·x̂, Σ g)`.
-    pub(crate) fn sums(&self, x: &[f32], dy: &[f32]) -> Vec<(f32, f32)> {
+    /// `(dgamma, dbeta)`: every plane's `(Σ g·x̂, Σ g)` (a sample per task), added per
+    /// channel in f64 in sample order.
+    fn param_grads(&self, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let len = self.c * self.hw;
-        per_plane(x.len() / len.max(1), self.c, |i, ch| {
+        let table = per_plane(x.len() / len.max(1), self.c, |i, ch| {
             self.plane_sums(&x[i * len..(i + 1) * len], &dy[i * len..(i + 1) * len], ch)
-        })
-    }
-
-    /// `(dgamma, dbeta)` from the `[N][C]` table of sums, added in sample order.
-    fn reduce(&self, table: &[(f32, f32)]) -> (Vec<f32>, Vec<f32>) {
+        });
         let f32s = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect();
         (
-            f32s(channel_sums(table, self.c, |(g_xhat, _)| g_xhat as f64)),
-            f32s(channel_sums(table, self.c, |(_, g)| g as f64)),
+            f32s(channel_sums(&table, self.c, |(g_xhat, _)| g_xhat as f64)),
+            f32s(channel_sums(&table, self.c, |(_, g)| g as f64)),
         )
     }
 
@@ -1112,7 +1109,7 @@ impl BnGrad<'_> {
 /// Returns `(dx, dgamma, dbeta)` with `dbeta = Σ g`, `dgamma = Σ g·x̂`,
 /// `dx = γ·inv_std/M · (M·g − dbeta − x̂·dgamma)`, `g` the (gated) `dy`.
 pub(crate) fn bn_backward(x: &[f32], dy: &[f32], bn: BnGrad) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (dgamma, dbeta) = bn.reduce(&bn.sums(x, dy));
+    let (dgamma, dbeta) = bn.param_grads(x, dy);
     let (c, hw) = (bn.c, bn.hw);
     let m = (x.len() / c.max(1)) as f32;
     let mut dx = uninit(x.len());
@@ -1129,22 +1126,15 @@ pub(crate) fn bn_backward(x: &[f32], dy: &[f32], bn: BnGrad) -> (Vec<f32>, Vec<f
     (unsafe { assume_init(dx) }, dgamma, dbeta)
 }
 
-/// [`bn_backward`] with `dx` written over `dy`, from the `[N][C]` table of
-/// [`BnGrad::sums`] of `dy`. Returns `(dgamma, dbeta)`.
-pub(crate) fn bn_backward_in_place(
-    x: &[f32],
-    dy: &mut [f32],
-    sums: &[(f32, f32)],
-    bn: BnGrad,
-) -> (Vec<f32>, Vec<f32>) {
+/// [`bn_backward`] with `dx` written over `dy`. Returns `(dgamma, dbeta)`.
+pub(crate) fn bn_backward_in_place(x: &[f32], dy: &mut [f32], bn: BnGrad) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(
         x.len(),
         dy.len(),
         "BatchNorm input and gradient differ in size"
     );
     let (c, hw) = (bn.c, bn.hw);
-    assert_eq!(sums.len() * hw, x.len(), "BatchNorm sums are not [N][C]");
-    let (dgamma, dbeta) = bn.reduce(sums);
+    let (dgamma, dbeta) = bn.param_grads(x, dy);
     let m = (x.len() / c.max(1)) as f32;
     dy.par_chunks_mut(c * hw)
         .zip(x.par_chunks(c * hw))

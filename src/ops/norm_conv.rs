@@ -250,10 +250,7 @@ impl<B: Backend> Backward<B, 4> for NormConvBackward {
             "batchnorm+relu backward",
             || bn_label(s.bn.dims),
             0.0,
-            || {
-                let sums = s.bn.bn_grad().sums(&s.bn.x, &gin);
-                s.bn.grads_in_place(&mut gin, &sums)
-            },
+            || s.bn.grads_in_place(&mut gin),
         );
         let c = s.bn.dims[1];
         let grads_of: [(_, FloatTensor<B>); 3] = [
