@@ -155,3 +155,48 @@ pub(crate) fn host_mut<B: Backend, const D: usize>(p: FloatTensor<B>) -> HostMut
     }
     HostMut::Owned(read::<B, D>(p))
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    fn flex(values: &[f32]) -> FloatTensor<Flex> {
+        device_tensor::<Flex, 1>(values.to_vec(), [values.len()], &Default::default())
+    }
+
+    fn values(t: FloatTensor<Flex>) -> Vec<f32> {
+        read::<Flex, 1>(t)
+    }
+
+    /// A uniquely held tensor is overwritten in its own storage; a shared one is copied,
+    /// so the other holder never sees the write.
+    #[test]
+    fn host_mut_writes_in_place_only_when_nothing_else_holds_the_tensor() {
+        let mut unique = host_mut::<Flex, 1>(flex(&[1.0, 2.0, 3.0]));
+        assert!(matches!(unique, HostMut::Flex(..)));
+        unique[1] = -5.0;
+        let back = unique.into_device::<Flex, 1>([3], &Default::default());
+        assert_eq!(values(back), [1.0, -5.0, 3.0]);
+
+        let kept = flex(&[4.0, 5.0]);
+        let mut shared = host_mut::<Flex, 1>(kept.clone());
+        assert!(matches!(shared, HostMut::Owned(_)));
+        shared[0] = 9.0;
+        assert_eq!(&shared[..], [9.0, 5.0]);
+        assert_eq!(values(kept), [4.0, 5.0]);
+    }
+
+    /// A strided view (here a transpose) is read out in logical order, not storage order.
+    #[test]
+    fn host_mut_reads_a_strided_tensor_in_logical_order() {
+        let m = Tensor::<Flex, 2>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]),
+            &Default::default(),
+        );
+        let t = m.transpose().into_primitive().tensor();
+        let got = host_mut::<Flex, 2>(t);
+        assert!(matches!(got, HostMut::Owned(_)));
+        assert_eq!(&got[..], [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    }
+}
