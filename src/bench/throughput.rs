@@ -182,7 +182,7 @@ pub fn throughput_table(results: &[BackendThroughput], pytorch: &[(String, f64)]
                 ),
                 format!("{:.0} %", 100.0 * row.achieved_gflops / best_roof.max(1e-9)),
                 during(row, |d| format!("{d:.1}")),
-                during(row, |d| format!("{:.0} %", 100.0 * row.achieved_gflops / d)),
+                of_sgemm_during(row),
                 torch.map_or("-".into(), |ips| {
                     format!("{:.2}x", row.images_per_sec / ips)
                 }),
@@ -199,6 +199,11 @@ fn during(row: &ThroughputRow, f: impl Fn(f64) -> String) -> String {
     } else {
         "-".into()
     }
+}
+
+/// The row's achieved GFLOP/s as a percentage of the sgemm speed during its steps.
+fn of_sgemm_during(row: &ThroughputRow) -> String {
+    during(row, |d| format!("{:.0} %", 100.0 * row.achieved_gflops / d))
 }
 
 /// One round of a repeated measurement: every backend, then (with `--pytorch`) the reference.
@@ -262,9 +267,7 @@ pub fn rounds_table(rounds: &[ThroughputRound]) -> Table {
                 };
                 ips.push(r.images_per_sec);
                 of_roof.push(100.0 * r.achieved_gflops / bt.roof.gflops.max(1e-9));
-                of_during.push(during(r, |d| {
-                    format!("{:.0} %", 100.0 * r.achieved_gflops / d)
-                }));
+                of_during.push(of_sgemm_during(r));
                 if let Some((_, t)) = round.pytorch.iter().find(|(m, _)| *m == row.method) {
                     torch.push(*t);
                     ratios.push(r.images_per_sec / t.max(1e-9));

@@ -1089,19 +1089,26 @@ impl BnGrad<'_> {
         )
     }
 
-    /// Channel `ch`'s [`DxPlane`].
-    fn dx_constants(&self, ch: usize, m: f32, dgamma: &[f32], dbeta: &[f32]) -> DxPlane {
-        let is = self.inv_std[ch];
-        let (a, b, gated) = self.gate(ch);
-        DxPlane {
-            k: self.gamma.map_or(1.0, |g| g[ch]) * is / m,
-            m,
-            mu: self.mean[ch],
-            inv_std: is,
-            dbeta: dbeta[ch],
-            dgamma: dgamma[ch],
-            gate: gated.then_some((a, b)),
-        }
+    /// `(dgamma, dbeta)` and every channel's [`DxPlane`] for the map `x` and its `dy`.
+    fn constants(&self, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<DxPlane>) {
+        let (dgamma, dbeta) = self.param_grads(x, dy);
+        let m = (x.len() / self.c.max(1)) as f32;
+        let planes = (0..self.c)
+            .map(|ch| {
+                let is = self.inv_std[ch];
+                let (a, b, gated) = self.gate(ch);
+                DxPlane {
+                    k: self.gamma.map_or(1.0, |g| g[ch]) * is / m,
+                    m,
+                    mu: self.mean[ch],
+                    inv_std: is,
+                    dbeta: dbeta[ch],
+                    dgamma: dgamma[ch],
+                    gate: gated.then_some((a, b)),
+                }
+            })
+            .collect();
+        (dgamma, dbeta, planes)
     }
 }
 
@@ -1109,17 +1116,15 @@ impl BnGrad<'_> {
 /// Returns `(dx, dgamma, dbeta)` with `dbeta = Σ g`, `dgamma = Σ g·x̂`,
 /// `dx = γ·inv_std/M · (M·g − dbeta − x̂·dgamma)`, `g` the (gated) `dy`.
 pub(crate) fn bn_backward(x: &[f32], dy: &[f32], bn: BnGrad) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (dgamma, dbeta) = bn.param_grads(x, dy);
+    let (dgamma, dbeta, planes) = bn.constants(x, dy);
     let (c, hw) = (bn.c, bn.hw);
-    let m = (x.len() / c.max(1)) as f32;
     let mut dx = uninit(x.len());
     dx.par_chunks_mut(c * hw)
         .zip(x.par_chunks(c * hw).zip(dy.par_chunks(c * hw)))
         .for_each(|(dx_n, (x_n, dy_n))| {
-            for ch in 0..c {
+            for (ch, plane) in planes.iter().enumerate() {
                 let r = ch * hw..(ch + 1) * hw;
-                let plane = bn.dx_constants(ch, m, &dgamma, &dbeta);
-                dx_plane(&mut dx_n[r.clone()], &x_n[r.clone()], &dy_n[r], plane);
+                dx_plane(&mut dx_n[r.clone()], &x_n[r.clone()], &dy_n[r], *plane);
             }
         });
     // SAFETY: the chunks cover dx (same length as x) and every element was written.
@@ -1133,16 +1138,14 @@ pub(crate) fn bn_backward_in_place(x: &[f32], dy: &mut [f32], bn: BnGrad) -> (Ve
         dy.len(),
         "BatchNorm input and gradient differ in size"
     );
+    let (dgamma, dbeta, planes) = bn.constants(x, dy);
     let (c, hw) = (bn.c, bn.hw);
-    let (dgamma, dbeta) = bn.param_grads(x, dy);
-    let m = (x.len() / c.max(1)) as f32;
     dy.par_chunks_mut(c * hw)
         .zip(x.par_chunks(c * hw))
         .for_each(|(dy_n, x_n)| {
-            for ch in 0..c {
+            for (ch, plane) in planes.iter().enumerate() {
                 let r = ch * hw..(ch + 1) * hw;
-                let plane = bn.dx_constants(ch, m, &dgamma, &dbeta);
-                dx_plane_in_place(&mut dy_n[r.clone()], &x_n[r], plane);
+                dx_plane_in_place(&mut dy_n[r.clone()], &x_n[r], *plane);
             }
         });
     (dgamma, dbeta)
