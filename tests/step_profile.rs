@@ -29,11 +29,13 @@ fn trunk_layers(m: &ModelConfig) -> (u64, u64, u64) {
     (convs, convs - 1, convs)
 }
 
+/// Layer calls of the kernels of `phase` whose op starts with `op_prefix`: a downsampling
+/// block's convolution and 1x1 shortcut computed as one op (shape `… + CO k1x1`) are two.
 fn calls(p: &StepProfile, phase: &str, op_prefix: &str) -> u64 {
     p.kernels
         .iter()
         .filter(|k| k.phase == phase && k.op.starts_with(op_prefix))
-        .map(|k| k.calls)
+        .map(|k| k.calls * (1 + k.shape.matches(" + ").count() as u64))
         .sum()
 }
 

@@ -101,6 +101,27 @@ pub(crate) fn conv_with_stats<B: Backend>(m: &Conv2d<B>, x: Tensor<B, 4>) -> Wit
     crate::ops::conv2d_with_stats(x, m.weight.val(), conv_options(m))
 }
 
+/// `(conv_with_stats(main, x), conv_with_stats(shortcut, x))` as one op where the fast path
+/// can run the shortcut's 1x1 projection on `main`'s input planes
+/// (`ops::conv2d_with_shortcut_stats`).
+pub(crate) fn conv_with_shortcut<B: Backend>(
+    main: &Conv2d<B>,
+    shortcut: &Conv2d<B>,
+    x: Tensor<B, 4>,
+) -> (WithStats<B>, WithStats<B>) {
+    if !super::fast_ops() || main.bias.is_some() || shortcut.bias.is_some() {
+        let s = conv_with_stats(shortcut, x.clone());
+        return (conv_with_stats(main, x), s);
+    }
+    crate::ops::conv2d_with_shortcut_stats(
+        x,
+        main.weight.val(),
+        conv_options(main),
+        shortcut.weight.val(),
+        conv_options(shortcut),
+    )
+}
+
 /// The options of a convolution built by [`conv`]: symmetric padding of kernel / 2.
 pub(crate) fn conv_options<B: Backend>(m: &Conv2d<B>) -> ConvOptions<2> {
     let pad = m.kernel_size[0] / 2;
@@ -110,12 +131,102 @@ pub(crate) fn conv_options<B: Backend>(m: &Conv2d<B>) -> ConvOptions<2> {
 impl<B: Backend> BasicBlock<B> {
     /// Apply the block to `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let shortcut = match &self.downsample {
-            Some(d) => d.bn.forward4_with(conv_with_stats(&d.conv, x.clone())),
-            None => x.clone(),
+        let (h, shortcut) = match &self.downsample {
+            Some(d) => {
+                let (h, s) = conv_with_shortcut(&self.conv1, &d.conv, x);
+                (h, d.bn.forward4_with(s))
+            }
+            None => (conv_with_stats(&self.conv1, x.clone()), x),
         };
-        let h = conv_with_stats(&self.conv1, x);
         let y = self.bn1.forward4_relu_conv(h, &self.conv2);
         self.bn2.forward4_add_relu(y, shortcut)
+    }
+}
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::Distribution;
+    use burn::tensor::activation::relu;
+
+    type B = Autodiff<Flex>;
+
+    /// Training-mode BatchNorm from burn's stock ops (batch statistics, biased variance).
+    fn stock_bn(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, c, _, _] = x.dims();
+        let mean = x.clone().mean_dim(0).mean_dim(2).mean_dim(3);
+        let centred = x - mean;
+        let var = centred.clone().square().mean_dim(0).mean_dim(2).mean_dim(3);
+        let gamma = bn
+            .gamma
+            .as_ref()
+            .expect("affine")
+            .val()
+            .reshape([1, c, 1, 1]);
+        let beta = bn
+            .beta
+            .as_ref()
+            .expect("affine")
+            .val()
+            .reshape([1, c, 1, 1]);
+        centred / (var + bn.epsilon).sqrt() * gamma + beta
+    }
+
+    /// The block as its doc comment writes it, from burn's stock convolution and ops.
+    fn stock_forward(b: &BasicBlock<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let shortcut = match &b.downsample {
+            Some(d) => stock_bn(&d.bn, d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let h = relu(stock_bn(&b.bn1, b.conv1.forward(x)));
+        relu(stock_bn(&b.bn2, b.conv2.forward(h)) + shortcut)
+    }
+
+    /// A downsampling block (its shortcut's projection sharing `conv1`'s input planes on
+    /// the fast path) and an identity block give the stock block's output and gradients
+    /// for the input, both first convolutions and the projection.
+    #[test]
+    fn block_matches_stock_ops() {
+        let dev = Default::default();
+        <B as Backend>::seed(&dev, 3);
+        for (cin, cout, stride, hw) in [(16, 32, 2, 9), (16, 16, 1, 8)] {
+            let block = BasicBlockConfig::new(cin, cout)
+                .with_stride(stride)
+                .init::<B>(&dev);
+            let x = Tensor::<B, 4>::random([3, cin, hw, hw], Distribution::Normal(0., 1.), &dev);
+            let r = Tensor::<B, 4>::random(
+                [3, cout, hw.div_ceil(stride), hw.div_ceil(stride)],
+                Distribution::Normal(0., 1.),
+                &dev,
+            );
+            let run = |stock: bool| {
+                let x = x.clone().require_grad();
+                let y = if stock {
+                    stock_forward(&block, x.clone())
+                } else {
+                    block.forward(x.clone())
+                };
+                let g = (y.clone() * r.clone()).sum().backward();
+                let mut grads = vec![
+                    x.grad(&g).expect("input grad"),
+                    block.conv1.weight.grad(&g).expect("conv1 grad"),
+                    block.conv2.weight.grad(&g).expect("conv2 grad"),
+                ];
+                if let Some(d) = &block.downsample {
+                    grads.push(d.conv.weight.grad(&g).expect("projection grad"));
+                }
+                (y.inner(), grads)
+            };
+            let ((y0, g0), (y1, g1)) = (run(true), run(false));
+            let close = |a: Tensor<Flex, 4>, b: Tensor<Flex, 4>, what: &str| {
+                let scale = b.clone().abs().max().into_scalar().max(1.0);
+                let err = (a - b).abs().max().into_scalar() / scale;
+                assert!(err < 1e-4, "{cin}->{cout} s{stride}: {what} off by {err}");
+            };
+            close(y1, y0, "output");
+            for (i, (a, b)) in g1.into_iter().zip(g0).enumerate() {
+                close(a, b, &format!("gradient {i}"));
+            }
+        }
     }
 }

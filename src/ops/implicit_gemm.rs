@@ -36,8 +36,8 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use super::kernels::{
-    ConvGeom, NormRelu, add_into, assume_init, conv_output, uninit, weight_from_tap_major,
-    with_scratch,
+    ConvGeom, ConvOutput, NormRelu, add_into, assume_init, conv_outputs, uninit,
+    weight_from_tap_major, with_scratch,
 };
 use super::phase_planes::{PaddedRows, PhaseLayout};
 
@@ -91,6 +91,47 @@ pub(crate) fn pays_off_input_grad(co: usize, g: &ConvGeom) -> bool {
 /// 1.05-1.21x, a 1-channel stem (`K = 9`) 0.95-0.99x (so it stays on `gemm`).
 pub(crate) fn pays_off_weight_grad(co: usize, g: &ConvGeom) -> bool {
     pays_off(co, g) && g.k() >= 27 && g.kh * g.kw > 1
+}
+
+/// A 1x1 convolution without padding, at the stride of a main convolution of the same
+/// input, computed on the main one's input planes (a downsampling block's shortcut): its
+/// only tap on input channel `c` is the main kernel's tap `(PH, PW)` of `c`, so it needs no
+/// planes, no fill and no output-gradient sum of its own. See [`shares_planes`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shortcut<'a> {
+    /// Weight `[CO_S, C]`.
+    pub w: &'a [f32],
+    /// Output channels `CO_S`.
+    pub co: usize,
+}
+
+/// Whether the convolution `short` of the same input can run as a [`Shortcut`] of `main`
+/// (`co` output channels): a 1x1 kernel without padding at `main`'s stride with `main`'s
+/// output size, and `main` on the implicit GEMM for all three products (the planes are
+/// shared in each).
+pub(crate) fn shares_planes(co: usize, main: &ConvGeom, short: &ConvGeom) -> bool {
+    available()
+        && pays_off(co, main)
+        && pays_off_input_grad(co, main)
+        && pays_off_weight_grad(co, main)
+        && (short.kh, short.kw, short.ph, short.pw) == (1, 1, 0, 0)
+        && (short.sh, short.sw) == (main.sh, main.sw)
+        && (short.n, short.c, short.h, short.w) == (main.n, main.c, main.h, main.w)
+        && (short.ho, short.wo) == (main.ho, main.wo)
+        && main.ph < main.kh
+        && main.pw < main.kw
+}
+
+/// The shortcut's tap offsets in `main`'s planes: tap `(PH, PW)` of every input channel
+/// (output `(oh, ow)` reads `xpad[oh·SH + PH, ow·SW + PW] = x[oh·SH, ow·SW]`).
+fn shortcut_taps(layout: &PhaseLayout, g: &ConvGeom) -> Vec<u32> {
+    assert!(
+        g.ph < g.kh && g.pw < g.kw,
+        "shortcut tap outside the kernel"
+    );
+    (0..g.c)
+        .map(|c| layout.tap_offsets[(c * g.kh + g.ph) * g.kw + g.pw])
+        .collect()
 }
 
 /// Panics unless every index into a planes buffer of `len` floats fits the `u32` offsets
@@ -270,7 +311,22 @@ pub(crate) fn conv_forward(
     g: &ConvGeom,
     norm: Option<NormRelu>,
     moments: bool,
-) -> (Vec<f32>, Vec<(f32, f32)>) {
+) -> ConvOutput {
+    let [main, _] = conv_forward_with_shortcut(x, w, co, g, norm, moments, None);
+    main
+}
+
+/// [`conv_forward`], and with `shortcut` also that convolution's output `[N, CO_S, HO·WO]`
+/// (and moments) from the same planes; without it the second output is empty.
+pub(crate) fn conv_forward_with_shortcut(
+    x: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    norm: Option<NormRelu>,
+    moments: bool,
+    shortcut: Option<Shortcut>,
+) -> [ConvOutput; 2] {
     let (k, p) = (g.k(), g.p());
     assert_eq!(w.len(), co * k, "conv weight is not [CO, K]");
     let layout = PhaseLayout::new(g);
@@ -285,11 +341,28 @@ pub(crate) fn conv_forward(
         position_bases: &layout.position_bases,
         lanes: co,
     };
+    let co_s = shortcut.map_or(0, |s| s.co);
+    let (short_packed, short_taps) = match shortcut {
+        Some(s) => {
+            assert_eq!(s.w.len(), s.co * g.c, "shortcut weight is not [CO_S, C]");
+            (pack_weight(s.w, s.co, g.c), shortcut_taps(&layout, g))
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let short = TapGemm {
+        packed: &short_packed,
+        tap_offsets: &short_taps,
+        position_bases: &layout.position_bases,
+        lanes: co_s,
+    };
     // TapGemm::store writes every (channel, position) of the sample.
-    conv_output(g.n, co, p, moments, |n, y_n| {
+    conv_outputs(g.n, [co, co_s], p, moments, |n, [y_n, ys_n]| {
         with_scratch(planes_len, |planes| {
             layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes, norm);
             gemm.store_channels(planes, y_n, p);
+            if co_s > 0 {
+                short.store_channels(planes, ys_n, p);
+            }
         });
     })
 }
@@ -314,6 +387,20 @@ struct InputGradPhase {
 /// `[N, C, H, W]`, as one implicit GEMM per stride phase of `dx` over `dy` zero-padded by
 /// `(KH−1)/SH` rows and `(KW−1)/SW` columns on each side: no column matrix, no scatter.
 pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+    conv_backward_x_with_shortcut(dy, w, co, g, None)
+}
+
+/// [`conv_backward_x`] of a convolution and its [`Shortcut`] together (`dys` the shortcut's
+/// output gradient `[N, CO_S, HO, WO]`): `dx` is the sum of both input gradients. The
+/// shortcut's gradient planes sit after the main ones in the same buffer and its `CO_S` taps
+/// join the GEMM of the stride phase its tap belongs to, so the sum is taken in registers.
+pub(crate) fn conv_backward_x_with_shortcut(
+    dy: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    shortcut: Option<(Shortcut, &[f32])>,
+) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     assert_eq!(w.len(), co * k, "conv weight is not [CO, K]");
     assert_eq!(
@@ -321,30 +408,47 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
         g.n * co * p,
         "conv output gradient is not [N, CO, HO, WO]"
     );
+    let co_s = shortcut.map_or(0, |(s, dys)| {
+        assert_eq!(s.w.len(), s.co * g.c, "shortcut weight is not [CO_S, C]");
+        assert_eq!(dys.len(), g.n * s.co * p, "shortcut output gradient size");
+        assert!(
+            g.ph < g.kh && g.pw < g.kw,
+            "shortcut tap outside the kernel"
+        );
+        s.co
+    });
     let (pad_h, pad_w) = ((g.kh - 1) / g.sh, (g.kw - 1) / g.sw);
     // Rows r of dy from −pad_h up to the largest (h + PH)/SH, stored at r + pad_h.
     let hd = (g.h - 1 + g.ph) / g.sh + 1 + pad_h;
     let wd = (g.w - 1 + g.pw) / g.sw + 1 + pad_w;
     let plane = hd * wd;
-    let planes_len = co * plane;
+    let planes_len = (co + co_s) * plane;
     assert_offsets_fit(planes_len);
     let mut phases = Vec::with_capacity(g.sh * g.sw);
     for alpha in 0..g.sh {
         for beta in 0..g.sw {
             let taps_i: Vec<usize> = (alpha..g.kh).step_by(g.sh).collect();
             let taps_j: Vec<usize> = (beta..g.kw).step_by(g.sw).collect();
-            let kp = co * taps_i.len() * taps_j.len();
+            // The shortcut's one tap, (PH, PW), reaches the pixels of its own phase only.
+            let short = shortcut.filter(|_| g.ph % g.sh == alpha && g.pw % g.sw == beta);
+            let kp = co * taps_i.len() * taps_j.len() + short.map_or(0, |(s, _)| s.co);
             let mut tap_offsets = Vec::with_capacity(kp);
             let mut wsub = Vec::with_capacity(g.c * kp);
+            let offset = |plane_index: usize, i: usize, j: usize| {
+                let (m, n) = (i / g.sh, j / g.sw);
+                (plane_index * plane + (pad_h - m) * wd + pad_w - n) as u32
+            };
             for o in 0..co {
                 for &i in &taps_i {
                     for &j in &taps_j {
-                        let (m, n) = (i / g.sh, j / g.sw);
-                        tap_offsets.push((o * plane + (pad_h - m) * wd + pad_w - n) as u32);
+                        tap_offsets.push(offset(o, i, j));
                     }
                 }
             }
-            // wsub[c][(o, m, n)], the layout pack_weight takes ([lanes, K]).
+            for o in 0..short.map_or(0, |(s, _)| s.co) {
+                tap_offsets.push(offset(co + o, g.ph, g.pw));
+            }
+            // wsub[c][(o, m, n), then shortcut o], the layout pack_weight takes ([lanes, K]).
             for c in 0..g.c {
                 for o in 0..co {
                     for &i in &taps_i {
@@ -352,6 +456,9 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
                             wsub.push(w[((o * g.c + c) * g.kh + i) * g.kw + j]);
                         }
                     }
+                }
+                if let Some((s, _)) = short {
+                    wsub.extend((0..s.co).map(|o| s.w[o * g.c + c]));
                 }
             }
             let (mut position_bases, mut position_dst) = (Vec::new(), Vec::new());
@@ -378,6 +485,7 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
             // reads them.
             let (rows, cols) = (g.ho.min(hd - pad_h), g.wo.min(wd - pad_w));
             let dy_n = &dy[n * co * p..(n + 1) * co * p];
+            let dys_n = shortcut.map_or(&[][..], |(_, dys)| &dys[n * co_s * p..(n + 1) * co_s * p]);
             let pad = PaddedRows {
                 rows,
                 cols,
@@ -386,7 +494,8 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
                 left: pad_w,
                 width: wd,
             };
-            for (src, dst) in dy_n.chunks_exact(p).zip(planes.chunks_exact_mut(plane)) {
+            let sources = dy_n.chunks_exact(p).chain(dys_n.chunks_exact(p));
+            for (src, dst) in sources.zip(planes.chunks_exact_mut(plane)) {
                 pad.fill(src, dst);
             }
             for phase in &phases {
@@ -432,6 +541,19 @@ pub(crate) fn conv_backward_w(
     g: &ConvGeom,
     norm: Option<NormRelu>,
 ) -> Vec<f32> {
+    conv_backward_w_with_shortcut(x, dy, co, g, norm, None).0
+}
+
+/// [`conv_backward_w`], and with `shortcut = (CO_S, dys)` also the weight gradient `[CO_S, C]`
+/// of a [`Shortcut`] whose output gradient is `dys`, from the same planes (empty without).
+pub(crate) fn conv_backward_w_with_shortcut(
+    x: &[f32],
+    dy: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    norm: Option<NormRelu>,
+    shortcut: Option<(usize, &[f32])>,
+) -> (Vec<f32>, Vec<f32>) {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
     assert_eq!(x.len(), g.n * x_len, "conv input is not [N, C, H, W]");
@@ -440,11 +562,18 @@ pub(crate) fn conv_backward_w(
         g.n * co * p,
         "conv output gradient is not [N, CO, HO, WO]"
     );
+    let (co_s, dys) = shortcut.unwrap_or((0, &[]));
+    assert_eq!(dys.len(), g.n * co_s * p, "shortcut output gradient size");
     let layout = PhaseLayout::new(g);
+    let short_taps = if co_s > 0 {
+        shortcut_taps(&layout, g)
+    } else {
+        Vec::new()
+    };
     let planes_len = layout.len(g.c);
-    let blocks = co.div_ceil(NR);
-    let co_r = blocks * NR;
-    let per_sample = planes_len + co_r * p;
+    let (blocks, blocks_s) = (co.div_ceil(NR), co_s.div_ceil(NR));
+    let (co_r, co_s_r) = (blocks * NR, blocks_s * NR);
+    let per_sample = planes_len + (co_r + co_s_r) * p;
     let group = (128 * 1024 / per_sample).clamp(1, g.n.max(1));
     assert_offsets_fit(group * planes_len);
     let bases: Vec<u32> = (0..group)
@@ -455,49 +584,79 @@ pub(crate) fn conv_backward_w(
                 .map(move |b| b + (s * planes_len) as u32)
         })
         .collect();
-    let acc = (0..g.n.div_ceil(group))
+    let zeros = || (vec![0.0f32; k * co_r], vec![0.0f32; g.c * co_s_r]);
+    let (acc, acc_s) = (0..g.n.div_ceil(group))
         .into_par_iter()
-        .fold(
-            || vec![0.0f32; k * co_r],
-            |mut acc, gi| {
-                let samples = gi * group..((gi + 1) * group).min(g.n);
-                let len = samples.len();
-                with_scratch(group * per_sample, |buf| {
-                    let (planes, dyt) = buf.split_at_mut(group * planes_len);
-                    for (s, n) in samples.clone().enumerate() {
-                        layout.fill(
-                            &x[n * x_len..(n + 1) * x_len],
-                            g,
-                            &mut planes[s * planes_len..(s + 1) * planes_len],
-                            norm,
-                        );
-                    }
-                    let rows = len * p;
-                    for blk in 0..blocks {
-                        let block = &mut dyt[blk * rows * NR..(blk + 1) * rows * NR];
-                        let lanes = NR.min(co - blk * NR);
-                        if lanes < NR {
-                            block.fill(0.0);
-                        }
-                        for (s, n) in samples.clone().enumerate() {
-                            let dy_n = &dy[n * co * p..(n + 1) * co * p];
-                            let rows_s = &mut block[s * p * NR..(s + 1) * p * NR];
-                            transpose_channels(&dy_n[blk * NR * p..], p, lanes, rows_s);
-                        }
-                    }
-                    let gemm = TapGemm {
-                        packed: &dyt[..blocks * rows * NR],
+        .fold(zeros, |(mut acc, mut acc_s), gi| {
+            let samples = gi * group..((gi + 1) * group).min(g.n);
+            let len = samples.len();
+            let rows = len * p;
+            with_scratch(group * per_sample, |buf| {
+                let (planes, rest) = buf.split_at_mut(group * planes_len);
+                let (dyt, dyst) = rest.split_at_mut(group * co_r * p);
+                for (s, n) in samples.clone().enumerate() {
+                    layout.fill(
+                        &x[n * x_len..(n + 1) * x_len],
+                        g,
+                        &mut planes[s * planes_len..(s + 1) * planes_len],
+                        norm,
+                    );
+                }
+                let planes = &planes[..len * planes_len];
+                transpose_group(dy, co, p, samples.clone(), dyt);
+                TapGemm {
+                    packed: &dyt[..blocks * rows * NR],
+                    tap_offsets: &bases[..rows],
+                    position_bases: &layout.tap_offsets,
+                    lanes: co,
+                }
+                .accumulate(planes, &mut acc, co_r);
+                if co_s > 0 {
+                    transpose_group(dys, co_s, p, samples, dyst);
+                    TapGemm {
+                        packed: &dyst[..blocks_s * rows * NR],
                         tap_offsets: &bases[..rows],
-                        position_bases: &layout.tap_offsets,
-                        lanes: co,
-                    };
-                    gemm.accumulate(&planes[..len * planes_len], &mut acc, co_r);
-                });
-                acc
-            },
-        )
-        .reduce(|| vec![0.0f32; k * co_r], add_into);
-    weight_from_tap_major(&acc, co_r, co, k)
+                        position_bases: &short_taps,
+                        lanes: co_s,
+                    }
+                    .accumulate(planes, &mut acc_s, co_s_r);
+                }
+            });
+            (acc, acc_s)
+        })
+        .reduce(zeros, |(a, a_s), (b, b_s)| {
+            (add_into(a, b), add_into(a_s, b_s))
+        });
+    let dw_s = if co_s > 0 {
+        weight_from_tap_major(&acc_s, co_s_r, co_s, g.c)
+    } else {
+        Vec::new()
+    };
+    (weight_from_tap_major(&acc, co_r, co, k), dw_s)
+}
+
+/// `dyᵀ` of a group of samples packed for the weight gradient's tile: `[CO/16][G·P][16]`,
+/// lanes past `CO` zero.
+fn transpose_group(
+    dy: &[f32],
+    co: usize,
+    p: usize,
+    samples: std::ops::Range<usize>,
+    dyt: &mut [f32],
+) {
+    let rows = samples.len() * p;
+    for blk in 0..co.div_ceil(NR) {
+        let block = &mut dyt[blk * rows * NR..(blk + 1) * rows * NR];
+        let lanes = NR.min(co - blk * NR);
+        if lanes < NR {
+            block.fill(0.0);
+        }
+        for (s, n) in samples.clone().enumerate() {
+            let dy_n = &dy[n * co * p..(n + 1) * co * p];
+            let rows_s = &mut block[s * p * NR..(s + 1) * p * NR];
+            transpose_channels(&dy_n[blk * NR * p..], p, lanes, rows_s);
+        }
+    }
 }
 
 /// `rows[q·16 + lane] = planes[lane·p + q]` for `lane < lanes`, every position `q < p`
@@ -843,6 +1002,76 @@ mod tests {
             |i, g, co| conv_backward_x(&output_grad(i, g, co), &weight(i, g, co), co, g),
             |i, g, co| conv_backward_x_im2col(&output_grad(i, g, co), &weight(i, g, co), co, g),
         );
+    }
+
+    /// The cases whose 1x1 stride-matched shortcut can share the planes, with that
+    /// shortcut's geometry and channel count (off the 16-lane block).
+    fn shortcut_cases() -> Vec<(usize, ConvGeom, usize, ConvGeom, usize)> {
+        CASES
+            .iter()
+            .enumerate()
+            .map(|(i, &(xd, kd, s, pad, co))| {
+                let g = ConvGeom::new(xd, kd, s, pad);
+                let short = ConvGeom::new(xd, [1, 1], s, [0, 0]);
+                (i, g, co, short, co * 3 / 2 + 1)
+            })
+            .filter(|(_, g, _, short, _)| {
+                (short.ho, short.wo) == (g.ho, g.wo) && g.ph < g.kh && g.pw < g.kw
+            })
+            .collect()
+    }
+
+    /// A convolution and its shortcut on shared planes give what each gives alone: both
+    /// outputs and their moments, the summed input gradient, both weight gradients. Stride
+    /// 1 and 2, taps in phase (0, 0) and (1, 1), a 7x7 kernel.
+    #[test]
+    fn shortcut_on_shared_planes_matches_separate_convolutions() {
+        if !available() {
+            return;
+        }
+        let cases = shortcut_cases();
+        assert!(cases.len() >= 5, "shortcut cases: {}", cases.len());
+        for (i, g, co, sg, co_s) in cases {
+            let what = format!("case {i} ({g:?}, co {co}, shortcut co {co_s})");
+            let (x, w, dy) = (input(i, &g), weight(i, &g, co), output_grad(i, &g, co));
+            let (ws, dys) = (
+                data(co_s * g.c, 11 * i + 2),
+                data(g.n * co_s * g.p(), 3 * i + 5),
+            );
+            let short = Shortcut { w: &ws, co: co_s };
+            let [(y, my), (ys, mys)] =
+                conv_forward_with_shortcut(&x, &w, co, &g, None, true, Some(short));
+            close(&y, &conv_forward_im2col(&x, &w, co, &g, false).0, &what);
+            close(
+                &ys,
+                &conv_forward_im2col(&x, &ws, co_s, &sg, false).0,
+                &what,
+            );
+            let (plain_m, plain_ms) = (
+                conv_forward(&x, &w, co, &g, None, true).1,
+                conv_forward(&x, &ws, co_s, &sg, None, true).1,
+            );
+            let flat = |m: &[(f32, f32)]| m.iter().flat_map(|&(a, b)| [a, b]).collect::<Vec<_>>();
+            close(&flat(&my), &flat(&plain_m), &format!("{what}: moments"));
+            close(
+                &flat(&mys),
+                &flat(&plain_ms),
+                &format!("{what}: shortcut moments"),
+            );
+
+            let dx = conv_backward_x_with_shortcut(&dy, &w, co, &g, Some((short, &dys)));
+            let want: Vec<f32> = conv_backward_x_im2col(&dy, &w, co, &g)
+                .iter()
+                .zip(conv_backward_x_im2col(&dys, &ws, co_s, &sg))
+                .map(|(a, b)| a + b)
+                .collect();
+            close(&dx, &want, &format!("{what}: input gradient"));
+
+            let (dw, dws) =
+                conv_backward_w_with_shortcut(&x, &dy, co, &g, None, Some((co_s, &dys)));
+            close(&dw, &conv_backward_w_im2col(&x, &dy, co, &g), &what);
+            close(&dws, &conv_backward_w_im2col(&x, &dys, co_s, &sg), &what);
+        }
     }
 
     /// The implicit-GEMM weight gradient (samples grouped) agrees with im2col + `gemm`.

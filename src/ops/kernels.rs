@@ -421,6 +421,10 @@ pub(crate) fn conv_forward(
 /// Per-channel batch statistics of a `[N, C, HW]` map: `(mean, biased var)`.
 pub(crate) type Stats = (Vec<f32>, Vec<f32>);
 
+/// A forward convolution's output `[N, CO, P]` and, when asked for, its per-plane
+/// [`plane_moments`] (`[N][CO]`, empty otherwise).
+pub(super) type ConvOutput = (Vec<f32>, Vec<(f32, f32)>);
+
 /// A forward convolution's output `[N, CO, P]`, one sample per task: `write(n, y_n)` must
 /// write every element of sample `n`'s `[CO, P]` block. With `moments`, also each plane's
 /// [`plane_moments`] (`[N][CO]`), taken right after the sample is written, while it is in
@@ -431,25 +435,55 @@ pub(super) fn conv_output(
     p: usize,
     moments: bool,
     write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
-) -> (Vec<f32>, Vec<(f32, f32)>) {
-    let mut y = uninit(n * co * p);
-    let table = y
-        .par_chunks_mut(co * p)
-        .enumerate()
-        .map(|(i, y_n)| {
-            write(i, y_n);
-            if !moments || p == 0 {
-                return Vec::new();
-            }
-            // SAFETY: `write` wrote every element of the sample (the caller's contract);
-            // MaybeUninit<f32> has f32's layout.
-            let y_n = unsafe { &*(y_n as *const [MaybeUninit<f32>] as *const [f32]) };
-            y_n.chunks_exact(p).map(plane_moments).collect()
+) -> ConvOutput {
+    let [out] = conv_outputs(n, [co], p, moments, |i, [y_n]| write(i, y_n));
+    out
+}
+
+/// [`conv_output`] for `M` convolutions of one input computed together (a block's main
+/// convolution and its shortcut): `write(n, [y_n, …])` writes sample `n` of every output,
+/// output `m` having `cos[m]` channels.
+pub(super) fn conv_outputs<const M: usize>(
+    n: usize,
+    cos: [usize; M],
+    p: usize,
+    moments: bool,
+    write: impl Fn(usize, &mut [&mut [MaybeUninit<f32>]; M]) + Sync,
+) -> [ConvOutput; M] {
+    let mut ys: [Vec<MaybeUninit<f32>>; M] = cos.map(|co| uninit(n * co * p));
+    // Each sample's block of every output, split off in order (cheap: N entries).
+    let mut rest: [&mut [MaybeUninit<f32>]; M] = ys.each_mut().map(|y| y.as_mut_slice());
+    let samples: Vec<[&mut [MaybeUninit<f32>]; M]> = (0..n)
+        .map(|_| {
+            std::array::from_fn(|m| {
+                let (y_n, tail) = std::mem::take(&mut rest[m]).split_at_mut(cos[m] * p);
+                rest[m] = tail;
+                y_n
+            })
         })
-        .flatten()
         .collect();
-    // SAFETY: every sample's block was written by `write`.
-    (unsafe { assume_init(y) }, table)
+    let tables: Vec<[Vec<(f32, f32)>; M]> = samples
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, mut y_n)| {
+            write(i, &mut y_n);
+            y_n.map(|y_n| {
+                if !moments || p == 0 {
+                    return Vec::new();
+                }
+                // SAFETY: `write` wrote every element of the sample (the caller's
+                // contract); MaybeUninit<f32> has f32's layout.
+                let y_n = unsafe { &*(y_n as *const [MaybeUninit<f32>] as *const [f32]) };
+                y_n.chunks_exact(p).map(plane_moments).collect()
+            })
+        })
+        .collect();
+    let mut ys = ys.into_iter();
+    std::array::from_fn(|m| {
+        let table = tables.iter().flat_map(|t| t[m].iter().copied()).collect();
+        // SAFETY: every sample's block of every output was written by `write`.
+        (unsafe { assume_init(ys.next().expect("M outputs")) }, table)
+    })
 }
 
 /// A per-channel BatchNorm + ReLU, `max(v·scale[c] + shift[c], 0)`, that a convolution
@@ -490,7 +524,7 @@ pub(crate) fn conv_forward_im2col(
     co: usize,
     g: &ConvGeom,
     moments: bool,
-) -> (Vec<f32>, Vec<(f32, f32)>) {
+) -> ConvOutput {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
     // sgemm_into writes the sample's whole [CO, P] block.

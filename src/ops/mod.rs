@@ -3,6 +3,10 @@
 //! * [`conv2d`]: convolution with an explicit backward (fast path on flex / ndarray /
 //!   candle, bare or under `Autodiff`; stock burn elsewhere): an implicit GEMM with no
 //!   column matrix on x86-64 with AVX2 + FMA, im2col + GEMM otherwise.
+//! * [`conv2d_with_shortcut_stats`]: a downsampling block's strided convolution and its 1x1
+//!   projection shortcut as one op on the implicit GEMM (the projection reads the
+//!   convolution's input planes; its input gradient is summed into the convolution's in
+//!   registers), two [`conv2d_with_stats`] calls elsewhere.
 //! * [`batch_norm_train`] and friends: BatchNorm with fused host kernels and an explicit
 //!   backward on flex and candle, 2-D-view burn ops on any other (ndarray included);
 //!   [`batch_norm_relu_train`] fuses the ReLU that follows, [`batch_norm_add_relu_train`]
@@ -16,6 +20,7 @@
 
 mod batch_norm;
 mod conv;
+mod conv_shortcut;
 mod host;
 mod implicit_gemm;
 mod kernels;
@@ -29,5 +34,6 @@ pub use batch_norm::{
     has_fused_batch_norm, update_running_stats,
 };
 pub use conv::{conv2d, conv2d_with_stats, has_fast_conv};
+pub use conv_shortcut::conv2d_with_shortcut_stats;
 pub use modules::{batch_norm_forward, conv2d_forward};
 pub use norm_conv::batch_norm_relu_conv2d;
