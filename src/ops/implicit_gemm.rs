@@ -211,7 +211,8 @@ impl TapGemm<'_> {
                 // SAFETY: AVX2 and FMA are present and every base + tap offset lies inside
                 // `planes` (`checked`); `a` holds K·NR floats.
                 unsafe {
-                    tile_6x16(
+                    tile_rows(
+                        rows,
                         a.as_ptr(),
                         planes.as_ptr(),
                         &bases,
@@ -254,7 +255,7 @@ impl TapGemm<'_> {
                     continue;
                 }
                 // SAFETY: as in `tiles`.
-                unsafe { tile_6x16(a, x, &bases, offs, &mut tile) };
+                unsafe { tile_rows(rows, a, x, &bases, offs, &mut tile) };
                 for lane in 0..NR.min(self.lanes - blk * NR) {
                     let dst = &mut out[first + lane * channel_stride + p0..][..rows];
                     for (m, d) in dst.iter_mut().enumerate() {
@@ -745,30 +746,31 @@ unsafe fn transpose_16x8(_src: *const f32, _stride: usize, _out: *mut f32) {
     unreachable!("vector transposes are only taken on x86-64 with AVX2")
 }
 
-/// The 6x16 register tile's sums `Σ_k a[k][o] · planes[bases[m] + offs[k]]`, as
-/// `acc[m][h]` = lanes `8h..8h + 8` of position `m`.
+/// The register tile's sums over its first `R ≤ 6` positions,
+/// `Σ_k a[k][o] · planes[bases[m] + offs[k]]`, as `acc[m][h]` = lanes `8h..8h + 8` of
+/// position `m`.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `a` must hold `offs.len()·16` floats and
-/// `planes[bases[m] + offs[k]]` must be in bounds for every `m`, `k`.
+/// `planes[bases[m] + offs[k]]` must be in bounds for every `m < R`, `k`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn sum_6x16(
+unsafe fn sum_tile<const R: usize>(
     a: *const f32,
     planes: *const f32,
     bases: &[u32; MR],
     offs: &[u32],
-) -> [[std::arch::x86_64::__m256; 2]; MR] {
+) -> [[std::arch::x86_64::__m256; 2]; R] {
     use std::arch::x86_64::*;
     // SAFETY: the caller guarantees the feature set and every index (see above).
     unsafe {
-        let x: [*const f32; MR] = std::array::from_fn(|m| planes.add(bases[m] as usize));
-        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let x: [*const f32; R] = std::array::from_fn(|m| planes.add(bases[m] as usize));
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for (kk, &off) in offs.iter().enumerate() {
             let off = off as usize;
             let a0 = _mm256_loadu_ps(a.add(kk * NR));
             let a1 = _mm256_loadu_ps(a.add(kk * NR + 8));
-            for m in 0..MR {
+            for m in 0..R {
                 let b = _mm256_broadcast_ss(&*x[m].add(off));
                 acc[m][0] = _mm256_fmadd_ps(b, a0, acc[m][0]);
                 acc[m][1] = _mm256_fmadd_ps(b, a1, acc[m][1]);
@@ -778,13 +780,18 @@ unsafe fn sum_6x16(
     }
 }
 
-/// One 6x16 register tile: `tile[m][o] = Σ_k a[k][o] · planes[bases[m] + offs[k]]`.
+/// One register tile of `rows ≤ 6` positions x 16 lanes:
+/// `tile[m][o] = Σ_k a[k][o] · planes[bases[m] + offs[k]]` for `m < rows` (the rest of `tile`
+/// is left as it is). A short tile (the last of a 7x7 map has one position) runs with that
+/// many rows of accumulators: it costs from a third to five sixths of a whole one instead
+/// of a whole one (one row's two FMA chains are latency-bound).
 ///
 /// # Safety
-/// As [`sum_6x16`].
+/// As [`sum_tile`] with `R = rows`; `1 ≤ rows ≤ 6`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_6x16(
+unsafe fn tile_rows(
+    rows: usize,
     a: *const f32,
     planes: *const f32,
     bases: &[u32; MR],
@@ -792,22 +799,36 @@ unsafe fn tile_6x16(
     tile: &mut [[f32; NR]; MR],
 ) {
     use std::arch::x86_64::*;
-    // SAFETY: the caller guarantees the reads; the stores fill the tile array.
+    #[inline(always)]
+    unsafe fn store<const R: usize>(acc: [[__m256; 2]; R], tile: &mut [[f32; NR]; MR]) {
+        for (m, acc) in acc.iter().enumerate() {
+            // SAFETY: tile[m] holds 16 floats (R ≤ MR); AVX is present (the caller's).
+            unsafe {
+                _mm256_storeu_ps(tile[m].as_mut_ptr(), acc[0]);
+                _mm256_storeu_ps(tile[m].as_mut_ptr().add(8), acc[1]);
+            }
+        }
+    }
+    // SAFETY: the caller guarantees the reads for the first `rows` positions.
     unsafe {
-        let acc = sum_6x16(a, planes, bases, offs);
-        for m in 0..MR {
-            _mm256_storeu_ps(tile[m].as_mut_ptr(), acc[m][0]);
-            _mm256_storeu_ps(tile[m].as_mut_ptr().add(8), acc[m][1]);
+        match rows {
+            6 => store(sum_tile::<6>(a, planes, bases, offs), tile),
+            5 => store(sum_tile::<5>(a, planes, bases, offs), tile),
+            4 => store(sum_tile::<4>(a, planes, bases, offs), tile),
+            3 => store(sum_tile::<3>(a, planes, bases, offs), tile),
+            2 => store(sum_tile::<2>(a, planes, bases, offs), tile),
+            1 => store(sum_tile::<1>(a, planes, bases, offs), tile),
+            _ => unreachable!("a tile has 1 to 6 rows"),
         }
     }
 }
 
 /// One 6x16 register tile stored channel-major: `out[o·stride + m]` = the sum of
-/// [`tile_6x16`]'s `tile[m][o]`, transposed in registers (per 8 lanes, rows 0–3 of each
+/// [`tile_rows`]'s `tile[m][o]`, transposed in registers (per 8 lanes, rows 0–3 of each
 /// lane become one 4-float store and rows 4–5 one 2-float store).
 ///
 /// # Safety
-/// As [`sum_6x16`], and `out[o·stride + m]` must be writable for every `o < 16`, `m < 6`.
+/// As [`sum_tile`], and `out[o·stride + m]` must be writable for every `o < 16`, `m < 6`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_6x16_to_channels(
@@ -821,7 +842,7 @@ unsafe fn tile_6x16_to_channels(
     use std::arch::x86_64::*;
     // SAFETY: the caller guarantees the reads and that every store lands in `out`.
     unsafe {
-        let acc = sum_6x16(a, planes, bases, offs);
+        let acc = sum_tile::<MR>(a, planes, bases, offs);
         // halves[h][m]: lanes 8h..8h + 8 of position m.
         let halves: [[__m256; MR]; 2] = std::array::from_fn(|h| std::array::from_fn(|m| acc[m][h]));
         for (h, r) in halves.iter().enumerate() {
@@ -873,7 +894,8 @@ unsafe fn tile_6x16_to_channels(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile_6x16(
+unsafe fn tile_rows(
+    _rows: usize,
     _a: *const f32,
     _planes: *const f32,
     _bases: &[u32; MR],
