@@ -69,14 +69,14 @@ pub fn conv2d_with_shortcut_stats<B: Backend>(
             &geom(x.dims(), weight.dims(), &options),
             &geom(x.dims(), shortcut_weight.dims(), &shortcut_options),
         );
-    if shared {
+    let (x, weight, shortcut_weight) = if shared {
         match dispatch(x, weight, shortcut_weight, &options) {
             Ok(out) => return out,
-            Err((x, weight, shortcut_weight)) => {
-                return separate(x, weight, options, shortcut_weight, shortcut_options);
-            }
+            Err(args) => args,
         }
-    }
+    } else {
+        (x, weight, shortcut_weight)
+    };
     separate(x, weight, options, shortcut_weight, shortcut_options)
 }
 
