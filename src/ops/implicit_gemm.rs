@@ -957,9 +957,11 @@ mod tests {
         ([2, 4, 8, 8], [7, 7], [2, 2], [3, 3], 16),
         ([1, 2, 5, 5], [3, 3], [1, 1], [0, 0], 3),
         ([5, 8, 7, 7], [3, 3], [1, 1], [1, 1], 48),
-        // Rows long enough for the planes' vector moves (8 floats, 16 at stride 2).
+        // Rows long enough for the planes' vector moves (8 floats, 16 at stride 2), and
+        // bodies of 4 to 7 floats in rows of 8 (two 4-float pieces).
         ([1, 2, 20, 37], [3, 3], [2, 2], [1, 1], 16),
         ([1, 2, 17, 19], [3, 3], [1, 1], [1, 1], 16),
+        ([2, 3, 14, 13], [3, 3], [2, 2], [1, 1], 16),
         // Whole and partial 16-lane blocks on both sides (tiles stored from registers and
         // through the tile array), positions off the 6-row tile.
         ([2, 20, 9, 7], [3, 3], [1, 1], [1, 1], 24),

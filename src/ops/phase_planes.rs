@@ -123,10 +123,11 @@ impl PhaseLayout {
 /// add, as Rust compiles the scalar one, and `max(t, 0)`, which gives `+0` for `t ≤ 0` and
 /// for NaN as its select does). Explicit vector moves: two zero vectors for the padding,
 /// then the body in 8-float pieces, the last one moved back to end at the body's end; at
-/// stride 2 a piece is two loads deinterleaved by one shuffle and one permute.
+/// stride 2 a piece is two loads deinterleaved by one shuffle and one permute. A body of 4 to
+/// 7 floats (the rows of 7x7 maps, and of 14x14 ones at stride 2) goes in two 4-float pieces.
 ///
 /// # Safety
-/// The CPU must have AVX2; `S` is 1 or 2, `row.len() ≥ 8`, `n ≥ 8`, `lo ≤ 8`,
+/// The CPU must have AVX2; `S` is 1 or 2, `row.len() ≥ 8`, `n ≥ 4`, `lo ≤ 8`,
 /// `row.len() − (lo + n) ≤ 8` and `src` must hold `S·n` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -147,6 +148,25 @@ unsafe fn row_avx2<const S: usize, const NORM: bool>(
         // The padding: the body's stores below overwrite what they cover.
         _mm256_storeu_ps(dst, zero);
         _mm256_storeu_ps(dst.add(wp - 8), zero);
+        if n < 8 {
+            let (zero, va, vb) = (_mm_setzero_ps(), _mm_set1_ps(a), _mm_set1_ps(b));
+            for at in [0, n - 4] {
+                let mut v = if S == 1 {
+                    _mm_loadu_ps(src.add(at))
+                } else {
+                    let (p, q) = (
+                        _mm_loadu_ps(src.add(2 * at)),
+                        _mm_loadu_ps(src.add(2 * at + 4)),
+                    );
+                    _mm_shuffle_ps::<0x88>(p, q)
+                };
+                if NORM {
+                    v = _mm_max_ps(_mm_add_ps(_mm_mul_ps(v, va), vb), zero);
+                }
+                _mm_storeu_ps(dst.add(lo + at), v);
+            }
+            return;
+        }
         let mut j = 0;
         loop {
             let at = j.min(n - 8);
@@ -176,7 +196,7 @@ unsafe fn row_avx2<const S: usize, const NORM: bool>(
 /// `row[body] = f(src[0]), f(src[stride]), …` and zero on either side, as
 /// [`row_moves::padded`] with `f` the identity or [`norm_relu`] by `norm`, through
 /// [`row_avx2`] where the CPU and the row's shape allow it (AVX2, stride 1 or 2, a body of
-/// at least 8 floats, pads of at most 8, and `stride·n` floats of `src`: at stride 2 one
+/// at least 4 floats in a row of at least 8, pads of at most 8, and `stride·n` floats of `src`: at stride 2 one
 /// past the last it needs, so `src` may run on past the row). Returns whether it did;
 /// otherwise nothing was written.
 #[inline(always)]
@@ -189,7 +209,8 @@ fn row_vector(
 ) -> bool {
     let (lo, n) = (body.start, body.len());
     let fits = (1..=2).contains(&stride)
-        && n >= 8
+        && n >= 4
+        && row.len() >= 8
         && lo <= 8
         && body.end <= row.len()
         && row.len() - body.end <= 8
@@ -202,7 +223,7 @@ fn row_vector(
         let ab = norm.unwrap_or((1.0, 0.0));
         let src = src.as_ptr();
         // SAFETY: AVX2 is present (`available`) and the row's shape is the one `row_avx2`
-        // requires (checked just above; row.len() ≥ n ≥ 8).
+        // requires (checked just above; row.len() ≥ 8, n ≥ 4).
         unsafe {
             match (stride, norm.is_some()) {
                 (1, false) => row_avx2::<1, false>(row, lo, n, src, ab),
