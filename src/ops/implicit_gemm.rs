@@ -628,12 +628,10 @@ pub(crate) fn conv_backward_w_with_shortcut(
         .reduce(zeros, |(a, a_s), (b, b_s)| {
             (add_into(a, b), add_into(a_s, b_s))
         });
-    let dw_s = if co_s > 0 {
-        weight_from_tap_major(&acc_s, co_s_r, co_s, g.c)
-    } else {
-        Vec::new()
-    };
-    (weight_from_tap_major(&acc, co_r, co, k), dw_s)
+    (
+        weight_from_tap_major(&acc, co_r, co, k),
+        weight_from_tap_major(&acc_s, co_s_r, co_s, g.c),
+    )
 }
 
 /// `dyᵀ` of a group of samples packed for the weight gradient's tile: `[CO/16][G·P][16]`,

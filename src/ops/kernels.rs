@@ -678,6 +678,10 @@ pub(super) fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
 /// The `[CO, K]` weight gradient from a tap-major accumulator `[K][stride]` whose first `co`
 /// entries per row are the output channels.
 pub(super) fn weight_from_tap_major(acc: &[f32], stride: usize, co: usize, k: usize) -> Vec<f32> {
+    if co == 0 {
+        // No channels (an absent shortcut): nothing to read, and rows of stride 0.
+        return Vec::new();
+    }
     let mut dw = uninit(co * k);
     for (r, row) in acc.chunks_exact(stride).take(k).enumerate() {
         for (o, v) in row.iter().take(co).enumerate() {
