@@ -78,25 +78,38 @@ impl PhaseLayout {
     /// has it, so the row moves below become inline vector moves. Rows the explicit vector
     /// moves fit ([`row_vector`]) go through those: the generic row moves took 6.3 cycles
     /// per 8 floats at stride 1 and 12-26 at stride 2 (L1-resident data), ~10 % of a 28 px
-    /// layer's forward; these 1.0-1.4x and 1.3-1.9x less.
+    /// layer's forward; these 1.0-1.4x and 1.3-1.9x less. Every body row of a phase plane
+    /// has the same shape, so it is checked once per plane ([`rows_vector`]): checked row by
+    /// row, the bookkeeping took as long as the moves (a 28 px stride-2 sample, sources in
+    /// L2: 10.6-12.4 µs per sample against 5.9-6.2).
     #[inline(always)]
     fn fill_rows(&self, x_n: &[f32], g: &ConvGeom, planes: &mut [f32], norm: Option<NormRelu>) {
-        let plane = self.hp * self.wp;
+        let (wp, plane) = (self.wp, self.hp * self.wp);
         let mut chunks = planes.chunks_exact_mut(plane);
         for c in 0..g.c {
             let norm_c = norm.map(|nr| (nr.scale[c], nr.shift[c]));
             for a in 0..self.nph {
+                // Plane rows u whose source row u·SH + a − PH lies in 0..H, and likewise
+                // columns: the same for every row of the phase, so worked out once here.
+                let (u_lo, u_hi) = valid(g.h, self.hp, g.sh, a, g.ph);
                 for b in 0..self.npw {
                     let dst = chunks.next().expect("planes sized by len()");
-                    // Columns v whose source column v·SW + b − PW lies in 0..W.
-                    let (v_lo, v_hi) = valid(g.w, self.wp, g.sw, b, g.pw);
-                    for (u, row) in dst.chunks_exact_mut(self.wp).enumerate() {
-                        let r = u * g.sh + a;
-                        if r < g.ph || r - g.ph >= g.h || v_lo >= v_hi {
-                            row_moves::zero(row);
-                            continue;
-                        }
-                        let row_start = (c * g.h + r - g.ph) * g.w;
+                    let (v_lo, v_hi) = valid(g.w, wp, g.sw, b, g.pw);
+                    let (top, rest) = dst.split_at_mut(u_lo * wp);
+                    let (body, bottom) = rest.split_at_mut((u_hi - u_lo) * wp);
+                    row_moves::zero(top);
+                    row_moves::zero(bottom);
+                    if v_lo >= v_hi {
+                        row_moves::zero(body);
+                        continue;
+                    }
+                    let first_row = (c * g.h + u_lo * g.sh + a - g.ph) * g.w;
+                    let first = first_row + v_lo * g.sw + b - g.pw;
+                    if rows_vector(body, wp, v_lo..v_hi, x_n, first, g.sh * g.w, g.sw, norm_c) {
+                        continue;
+                    }
+                    for (i, row) in body.chunks_exact_mut(wp).enumerate() {
+                        let row_start = first_row + i * g.sh * g.w;
                         let first = row_start + v_lo * g.sw + b - g.pw;
                         // The vector moves may read on past the row, within the sample.
                         if row_vector(row, v_lo..v_hi, &x_n[first..], g.sw, norm_c) {
@@ -241,6 +254,62 @@ fn row_vector(
     }
 }
 
+/// [`row_vector`] for every row of `body` (rows `wp` long), row `i` from
+/// `src[first + i·step..]`: the shape checked once, then [`row_avx2`] row after row.
+/// Returns whether it did; otherwise nothing was written.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rows_vector(
+    body: &mut [f32],
+    wp: usize,
+    cols: std::ops::Range<usize>,
+    src: &[f32],
+    first: usize,
+    step: usize,
+    stride: usize,
+    norm: Option<(f32, f32)>,
+) -> bool {
+    let (lo, n) = (cols.start, cols.len());
+    let rows = body.len() / wp;
+    let fits = (1..=2).contains(&stride)
+        && rows > 0
+        && body.len() == rows * wp
+        && n >= 4
+        && wp >= 8
+        && lo <= 8
+        && cols.end <= wp
+        && wp - cols.end <= 8
+        // The last row reads the furthest.
+        && src.len() >= first + (rows - 1) * step + stride * n;
+    if !fits || !available() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ab = norm.unwrap_or((1.0, 0.0));
+        // SAFETY: AVX2 is present (`available`); every row has the shape `row_avx2`
+        // requires and reads within `src` (checked just above for the last, furthest row).
+        unsafe {
+            let src = src.as_ptr().add(first);
+            for (i, row) in body.chunks_exact_mut(wp).enumerate() {
+                let s = src.add(i * step);
+                match (stride, norm.is_some()) {
+                    (1, false) => row_avx2::<1, false>(row, lo, n, s, ab),
+                    (1, true) => row_avx2::<1, true>(row, lo, n, s, ab),
+                    (_, false) => row_avx2::<2, false>(row, lo, n, s, ab),
+                    (_, true) => row_avx2::<2, true>(row, lo, n, s, ab),
+                }
+            }
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (norm, step);
+        unreachable!("the implicit GEMM is only available on x86-64")
+    }
+}
+
 /// A zero-padded copy of a plane's top-left `rows x cols` into a wider plane, at row `top`
 /// and column `left` of rows `width` long (the input gradient's padded `dy`).
 pub(super) struct PaddedRows {
@@ -257,6 +326,17 @@ impl PaddedRows {
     pub(super) fn fill(&self, src: &[f32], dst: &mut [f32]) {
         let pad = self;
         simd_dispatch!(|pad: &PaddedRows, src: &[f32], dst: &mut [f32]| -> () {
+            let (w, body) = (pad.width, pad.left..pad.left + pad.cols);
+            let rows = pad.rows.min((dst.len() / w).saturating_sub(pad.top));
+            if rows > 0 {
+                let (top, rest) = dst.split_at_mut(pad.top * w);
+                let (middle, bottom) = rest.split_at_mut(rows * w);
+                if rows_vector(middle, w, body.clone(), src, 0, pad.src_width, 1, None) {
+                    row_moves::zero(top);
+                    row_moves::zero(bottom);
+                    return;
+                }
+            }
             for (u, row) in dst.chunks_mut(pad.width).enumerate() {
                 let Some(r) = u.checked_sub(pad.top).filter(|r| *r < pad.rows) else {
                     row_moves::zero(row);
