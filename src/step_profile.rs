@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::time::Instant;
 
-/// A recorded kernel: op name, layer shape, calls, seconds and FLOPs (all summed).
+/// A recorded kernel: op name, layer shape, calls, seconds, FLOPs and bytes (all summed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelRow {
     /// The phase the kernel ran in.
@@ -34,6 +34,45 @@ pub struct KernelRow {
     pub secs: f64,
     /// Floating-point operations over the recorded steps (0 where not counted).
     pub flops: f64,
+    /// Bytes of feature maps read and written over the recorded steps, counted for the
+    /// memory-bound kernels (BatchNorm's passes; 0 where not counted).
+    #[serde(default)]
+    pub bytes: f64,
+}
+
+/// What one kernel call computes and moves, for the profile's rates: the FLOPs of a
+/// compute-bound kernel (a convolution), the bytes of a memory-bound one (BatchNorm).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Work {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+impl Work {
+    /// `flops` floating-point operations.
+    pub(crate) fn flops(flops: f64) -> Self {
+        Self { flops, bytes: 0.0 }
+    }
+
+    /// `bytes` read and written.
+    pub(crate) fn bytes(bytes: f64) -> Self {
+        Self { flops: 0.0, bytes }
+    }
+}
+
+/// Kernel rows with the same key, summed ([`StepProfile::by_op`], [`StepProfile::by_layer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelSum {
+    /// The key: `[phase, op]` or `[op, shape]`.
+    pub key: [String; 2],
+    /// Calls over the recorded steps.
+    pub calls: u64,
+    /// Seconds over the recorded steps.
+    pub secs: f64,
+    /// FLOPs over the recorded steps.
+    pub flops: f64,
+    /// Bytes over the recorded steps.
+    pub bytes: f64,
 }
 
 /// A phase of the step, with its wall time over the recorded steps.
@@ -141,7 +180,7 @@ pub fn count_step() {
 pub(crate) fn kernel<T>(
     op: &'static str,
     shape: impl FnOnce() -> String,
-    flops: f64,
+    work: Work,
     f: impl FnOnce() -> T,
 ) -> T {
     if !is_recording() {
@@ -164,7 +203,8 @@ pub(crate) fn kernel<T>(
                 Some(k) => {
                     k.calls += 1;
                     k.secs += secs;
-                    k.flops += flops;
+                    k.flops += work.flops;
+                    k.bytes += work.bytes;
                 }
                 None => kernels.push(KernelRow {
                     phase,
@@ -172,7 +212,8 @@ pub(crate) fn kernel<T>(
                     shape,
                     calls: 1,
                     secs,
-                    flops,
+                    flops: work.flops,
+                    bytes: work.bytes,
                 }),
             }
         }
@@ -195,32 +236,39 @@ impl StepProfile {
             .sum()
     }
 
-    /// Kernel rows summed over shapes: `(phase, op, calls, secs, flops)` in first-run order.
-    pub fn by_op(&self) -> Vec<(String, String, u64, f64, f64)> {
-        self.summed(|k| (&k.phase, &k.op))
+    /// Kernel rows summed over shapes, keyed `[phase, op]`, in first-run order.
+    pub fn by_op(&self) -> Vec<KernelSum> {
+        self.summed(|k| [&k.phase, &k.op])
     }
 
-    /// Kernel rows summed over phases: `(op, shape, calls, secs, flops)` in first-run order
-    /// (the online and target forward of a layer together).
-    pub fn by_layer(&self) -> Vec<(String, String, u64, f64, f64)> {
-        self.summed(|k| (&k.op, &k.shape))
+    /// Kernel rows summed over phases, keyed `[op, shape]`, in first-run order (the online
+    /// and target forward of a layer together).
+    pub fn by_layer(&self) -> Vec<KernelSum> {
+        self.summed(|k| [&k.op, &k.shape])
     }
 
-    /// Kernel rows with equal `key` summed: `(key, calls, secs, flops)` in first-run order.
-    fn summed<'a>(
-        &'a self,
-        key: impl Fn(&'a KernelRow) -> (&'a String, &'a String),
-    ) -> Vec<(String, String, u64, f64, f64)> {
-        let mut out: Vec<(String, String, u64, f64, f64)> = Vec::new();
+    /// Kernel rows with equal `key` summed, in first-run order.
+    fn summed<'a>(&'a self, key: impl Fn(&'a KernelRow) -> [&'a String; 2]) -> Vec<KernelSum> {
+        let mut out: Vec<KernelSum> = Vec::new();
         for k in &self.kernels {
-            let (a, b) = key(k);
-            match out.iter_mut().find(|o| &o.0 == a && &o.1 == b) {
+            let key = key(k);
+            match out
+                .iter_mut()
+                .find(|o| o.key[0] == *key[0] && o.key[1] == *key[1])
+            {
                 Some(o) => {
-                    o.2 += k.calls;
-                    o.3 += k.secs;
-                    o.4 += k.flops;
+                    o.calls += k.calls;
+                    o.secs += k.secs;
+                    o.flops += k.flops;
+                    o.bytes += k.bytes;
                 }
-                None => out.push((a.clone(), b.clone(), k.calls, k.secs, k.flops)),
+                None => out.push(KernelSum {
+                    key: key.map(String::clone),
+                    calls: k.calls,
+                    secs: k.secs,
+                    flops: k.flops,
+                    bytes: k.bytes,
+                }),
             }
         }
         out

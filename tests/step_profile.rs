@@ -237,3 +237,62 @@ fn pretrain_profile_ops_writes_the_profile_into_the_run_folder() {
     assert!(p.phases.iter().any(|ph| ph.phase.starts_with("observer")));
     assert!(stderr.contains("op profile:"), "{stderr}");
 }
+
+/// BatchNorm's kernels count the bytes of the maps their passes read and write, for the
+/// profile's GB/s: a statistics pass unless the convolution before gave them, one map per
+/// input and output forward; the sums (x, dy) and dx over dy backward, and BatchNorm + add +
+/// ReLU's ReLU gate (y, dy, g) before them. Convolutions count FLOPs and no bytes.
+#[cfg(feature = "flex")]
+#[test]
+fn batchnorm_kernels_count_the_maps_their_passes_touch() {
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::{Distribution, Tensor};
+    use edgessl::ops;
+    type A = Autodiff<Flex>;
+    let dev = Default::default();
+    let dims = [3, 4, 5, 6];
+    let map = (dims.iter().product::<usize>() * 4) as f64;
+    let rand = |d: [usize; 4]| Tensor::<A, 4>::random(d, Distribution::Normal(0., 1.), &dev);
+    let gamma = || Tensor::<A, 1>::ones([4], &dev).require_grad();
+    let beta = || Tensor::<A, 1>::zeros([4], &dev).require_grad();
+
+    step_profile::start();
+    let x = rand(dims).require_grad();
+    let (y, _, _) = ops::batch_norm_relu_train(x.clone(), Some(gamma()), Some(beta()), 1e-5, None);
+    let r = rand(dims).require_grad();
+    let (z, _, _) = ops::batch_norm_add_relu_train(y, r, gamma(), beta(), 1e-5, None);
+    // A convolution that hands its output's statistics on: no statistics pass after it.
+    let w = Tensor::<A, 4>::random([4, 4, 3, 3], Distribution::Normal(0., 0.3), &dev);
+    let (c, stats) = ops::conv2d_with_stats(
+        z,
+        w.require_grad(),
+        ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+    );
+    assert!(
+        stats.is_some(),
+        "the fast convolution gives its output's statistics on flex"
+    );
+    let (out, _, _) = ops::batch_norm_relu_train(c, Some(gamma()), Some(beta()), 1e-5, stats);
+    let _ = out.sum().backward();
+    let p = step_profile::finish::<A>(&dev).expect("recording");
+
+    let maps = |op: &str| -> Vec<f64> {
+        p.kernels
+            .iter()
+            .filter(|k| k.op == op)
+            .map(|k| {
+                assert_eq!(k.flops, 0.0, "{op}: BatchNorm counts no FLOPs");
+                k.bytes / map
+            })
+            .collect()
+    };
+    // Both BN + ReLU forwards have one shape and share a row: 3 maps, then 2 with stats.
+    assert_eq!(maps("batchnorm+relu forward"), [3.0 + 2.0]);
+    assert_eq!(maps("batchnorm+add+relu forward"), [4.0]);
+    assert_eq!(maps("batchnorm+relu backward"), [5.0 + 5.0]);
+    assert_eq!(maps("batchnorm+add+relu backward"), [8.0]);
+    for k in p.kernels.iter().filter(|k| k.op.starts_with("conv")) {
+        assert!(k.flops > 0.0 && k.bytes == 0.0, "{}: {k:?}", k.op);
+    }
+}

@@ -1,7 +1,7 @@
 //! The `--profile-ops` tables: a recorded [`StepProfile`] per phase and op, and per layer.
 
 use super::table::Table;
-use crate::step_profile::StepProfile;
+use crate::step_profile::{KernelSum, StepProfile};
 
 /// What a phase spends outside the recorded kernels.
 const OTHER: &str = "· other: burn ops (ReLU, add, pooling, linear, loss; autodiff)";
@@ -25,31 +25,49 @@ fn share(secs: f64, total: f64) -> String {
     format!("{:.1} %", 100.0 * secs / total.max(1e-12))
 }
 
-fn gflops(flops: f64, secs: f64) -> Option<f64> {
-    (flops > 0.0 && secs > 0.0).then(|| flops / secs / 1e9)
+/// The ceilings the profile's rates are put against: the sgemm roof for the convolutions'
+/// FLOPs, the memory roof for BatchNorm's bytes ([`super::roof`]). `None`: not measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Roofs {
+    /// GFLOP/s.
+    pub gflops: Option<f64>,
+    /// GB/s.
+    pub gbs: Option<f64>,
 }
 
-fn rate_cells(flops: f64, secs: f64, roof_gflops: Option<f64>) -> [String; 2] {
-    match gflops(flops, secs) {
-        None => ["-".into(), "-".into()],
-        Some(g) => [
-            format!("{g:.1}"),
-            roof_gflops.map_or("-".into(), |r| format!("{:.0} %", 100.0 * g / r.max(1e-9))),
-        ],
+/// `[rate, fraction of its roof]`: GFLOP/s where the kernel's FLOPs are counted, else GB/s
+/// where its bytes are, else dashes.
+fn rate_cells(k: &KernelSum, roofs: Roofs) -> [String; 2] {
+    let of = |rate: f64, roof: Option<f64>| {
+        roof.map_or("-".into(), |r| {
+            format!("{:.0} %", 100.0 * rate / r.max(1e-9))
+        })
+    };
+    if k.secs <= 0.0 {
+        return ["-".into(), "-".into()];
+    }
+    if k.flops > 0.0 {
+        let g = k.flops / k.secs / 1e9;
+        [format!("{g:.1} GFLOP/s"), of(g, roofs.gflops)]
+    } else if k.bytes > 0.0 {
+        let g = k.bytes / k.secs / 1e9;
+        [format!("{g:.1} GB/s"), of(g, roofs.gbs)]
+    } else {
+        ["-".into(), "-".into()]
     }
 }
 
 /// Phase by phase, each followed by its kernels (summed over layers) and, where kernels ran,
-/// the remainder: burn's ops. Shares are of the recorded wall time; GFLOP/s and the fraction
-/// of `roof_gflops` are given for the convolutions' products.
-pub fn phase_table(p: &StepProfile, roof_gflops: Option<f64>) -> Table {
+/// the remainder: burn's ops. Shares are of the recorded wall time; the rate is GFLOP/s for
+/// the convolutions' products and GB/s for BatchNorm's traffic, each against its roof.
+pub fn phase_table(p: &StepProfile, roofs: Roofs) -> Table {
     let total = p.total_secs();
     let mut t = Table::new([
         "phase / op",
         "calls/step",
         "ms/step",
         "share",
-        "GFLOP/s",
+        "rate",
         "of roof",
     ]);
     let by_op = p.by_op();
@@ -62,14 +80,14 @@ pub fn phase_table(p: &StepProfile, roof_gflops: Option<f64>) -> Table {
             String::new(),
             String::new(),
         ]);
-        let ops: Vec<_> = by_op.iter().filter(|o| o.0 == ph.phase).collect();
-        for (_, op, calls, secs, flops) in &ops {
-            let [g, r] = rate_cells(*flops, *secs, roof_gflops);
+        let ops: Vec<_> = by_op.iter().filter(|o| o.key[0] == ph.phase).collect();
+        for k in &ops {
+            let [g, r] = rate_cells(k, roofs);
             t.row([
-                format!("· {op}"),
-                per_step(*calls, p.steps),
-                ms_per_step(*secs, p.steps),
-                share(*secs, total),
+                format!("· {}", k.key[1]),
+                per_step(k.calls, p.steps),
+                ms_per_step(k.secs, p.steps),
+                share(k.secs, total),
                 g,
                 r,
             ]);
@@ -98,7 +116,7 @@ pub fn phase_table(p: &StepProfile, roof_gflops: Option<f64>) -> Table {
 }
 
 /// One row per kernel and layer shape (online and target forward together).
-pub fn layer_table(p: &StepProfile, roof_gflops: Option<f64>) -> Table {
+pub fn layer_table(p: &StepProfile, roofs: Roofs) -> Table {
     let total = p.total_secs();
     let mut t = Table::new([
         "op",
@@ -106,17 +124,18 @@ pub fn layer_table(p: &StepProfile, roof_gflops: Option<f64>) -> Table {
         "calls/step",
         "ms/step",
         "share",
-        "GFLOP/s",
+        "rate",
         "of roof",
     ]);
-    for (op, shape, calls, secs, flops) in p.by_layer() {
-        let [g, r] = rate_cells(flops, secs, roof_gflops);
+    for k in p.by_layer() {
+        let [g, r] = rate_cells(&k, roofs);
+        let [op, shape] = k.key;
         t.row([
             op,
             shape,
-            per_step(calls, p.steps),
-            ms_per_step(secs, p.steps),
-            share(secs, total),
+            per_step(k.calls, p.steps),
+            ms_per_step(k.secs, p.steps),
+            share(k.secs, total),
             g,
             r,
         ]);
@@ -125,18 +144,50 @@ pub fn layer_table(p: &StepProfile, roof_gflops: Option<f64>) -> Table {
 }
 
 /// Both tables with headings, for a report.
-pub fn render(title: &str, p: &StepProfile, roof_gflops: Option<f64>) -> String {
+pub fn render(title: &str, p: &StepProfile, roofs: Roofs) -> String {
     format!(
         "### {title}: where the step goes ({} steps)\n\n{}\n### {title}: kernels per layer\n\n{}",
         p.steps,
-        phase_table(p, roof_gflops),
-        layer_table(p, roof_gflops)
+        phase_table(p, roofs),
+        layer_table(p, roofs)
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sum(secs: f64, flops: f64, bytes: f64) -> KernelSum {
+        KernelSum {
+            key: ["op".into(), "layer".into()],
+            calls: 1,
+            secs,
+            flops,
+            bytes,
+        }
+    }
+
+    /// A convolution's rate is GFLOP/s against the sgemm roof, BatchNorm's GB/s against the
+    /// memory roof; a kernel with neither counted, or no time, gets dashes.
+    #[test]
+    fn rates_are_put_against_their_own_roof() {
+        let roofs = Roofs {
+            gflops: Some(200.0),
+            gbs: Some(40.0),
+        };
+        assert_eq!(
+            rate_cells(&sum(0.5, 80e9, 0.0), roofs),
+            ["160.0 GFLOP/s", "80 %"]
+        );
+        assert_eq!(
+            rate_cells(&sum(0.5, 0.0, 10e9), roofs),
+            ["20.0 GB/s", "50 %"]
+        );
+        assert_eq!(rate_cells(&sum(0.5, 0.0, 0.0), roofs), ["-", "-"]);
+        assert_eq!(rate_cells(&sum(0.0, 1e9, 0.0), roofs), ["-", "-"]);
+        let none = Roofs::default();
+        assert_eq!(rate_cells(&sum(0.5, 0.0, 10e9), none), ["20.0 GB/s", "-"]);
+    }
 
     #[test]
     fn calls_per_step_are_whole_unless_some_steps_made_fewer() {

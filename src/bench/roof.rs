@@ -1,6 +1,8 @@
 //! The sgemm roof: GFLOP/s of a large f32 matrix product on the backend and threads the
 //! training runs with. Convolutions are lowered to GEMMs (im2col), so this is the ceiling a
 //! training step could approach; the achieved fraction says how much time goes elsewhere.
+//! And the memory roof ([`memory_roof`]): the streaming bandwidth that bounds the kernels
+//! that move whole maps and compute little (BatchNorm).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
@@ -93,6 +95,55 @@ pub fn sgemm_roof<B: Backend>(n: usize, reps: usize, device: &B::Device) -> Roof
     }
 }
 
+/// The memory roof: GB/s of a streaming pass over buffers larger than the last-level cache
+/// on all threads, the ceiling of the memory-bound kernels (BatchNorm's passes each read or
+/// write whole feature maps, host code on the CPU backends).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MemoryRoof {
+    /// Size of each of the two buffers, MiB.
+    pub mib: usize,
+    /// Best seconds of one pass over the repetitions.
+    pub best_secs: f64,
+    /// Bytes read and written per pass (`3 x` a buffer) over `best_secs`, in GB/s.
+    pub gbs: f64,
+    /// Repetitions the best was taken from.
+    pub reps: usize,
+}
+
+/// Time `reps` passes of `y = y·a + x` over two `mib`-MiB f32 buffers (after one warm-up)
+/// on the rayon pool, and keep the best. Two reads and one write per element, the write in
+/// place as BatchNorm's backward writes `dx` over `dy`, so no line is fetched only to be
+/// overwritten.
+pub fn memory_roof(mib: usize, reps: usize) -> MemoryRoof {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 16;
+    let len = (mib.max(1) << 20) / 4;
+    let x = vec![1.0f32; len];
+    let mut y = vec![0.5f32; len];
+    let mut pass = || {
+        let t = Instant::now();
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| {
+                for (y, x) in y.iter_mut().zip(x) {
+                    *y = *y * 0.5 + *x;
+                }
+            });
+        t.elapsed().as_secs_f64()
+    };
+    pass();
+    let best = (0..reps.max(1))
+        .map(|_| pass())
+        .fold(f64::INFINITY, f64::min);
+    std::hint::black_box(&y);
+    MemoryRoof {
+        mib: mib.max(1),
+        best_secs: best,
+        gbs: (3 * 4 * len) as f64 / best / 1e9,
+        reps: reps.max(1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +171,14 @@ mod tests {
     fn a_measured_roof_has_its_slowest_repetition_at_or_below_its_best() {
         let real = sgemm_roof::<burn::backend::Flex>(32, 3, &Default::default());
         assert!(real.slowest_gflops <= real.gflops && real.gflops > 0.0);
+    }
+
+    #[test]
+    fn the_memory_roof_counts_two_reads_and_a_write_per_element() {
+        let m = memory_roof(1, 2);
+        assert_eq!((m.mib, m.reps), (1, 2));
+        assert!(m.best_secs > 0.0 && m.gbs.is_finite());
+        let bytes = 3.0 * (1 << 20) as f64;
+        assert!((m.gbs - bytes / m.best_secs / 1e9).abs() <= 1e-9 * m.gbs);
     }
 }

@@ -327,7 +327,7 @@ fn write_op_profile(
         "{}\n- Kernels are edgessl's fast ops, timed inside their phase; `other` is the rest of \
          the phase (burn's own ops, autodiff bookkeeping). No sgemm roof is measured here: \
          `edgessl bench throughput --profile-ops` gives the fraction of the roof.\n",
-        op_profile::render(&title, p, None)
+        op_profile::render(&title, p, op_profile::Roofs::default())
     );
     crate::checkpoint::atomic::write_bytes_atomic(&md, text.as_bytes())
         .with_context(|| format!("cannot write {}", md.display()))?;
@@ -339,7 +339,7 @@ fn write_op_profile(
     .with_context(|| format!("cannot write {}", json.display()))?;
     eprintln!(
         "{}\nop profile: {} (per layer: {})",
-        op_profile::phase_table(p, None),
+        op_profile::phase_table(p, op_profile::Roofs::default()),
         md.display(),
         json.display()
     );

@@ -33,7 +33,7 @@ use super::kernels::{
     BnGrad, Epilogue, Stats, bn_apply, bn_backward, bn_backward_in_place, bn_stats,
     relu_grad_in_place,
 };
-use crate::step_profile::kernel;
+use crate::step_profile::{Work, kernel};
 
 /// Per-channel batch statistics of a feature map, computed by the convolution that produced
 /// it while each sample's output was in cache ([`super::conv2d_with_stats`]). Handed to the
@@ -53,6 +53,11 @@ impl BatchStats {
 
     /// `(mean, var)` of `x` (`dims`): the given statistics where they describe a map of
     /// this shape, else computed.
+    /// Whether `given` describes a map of `dims` (so [`Self::or_compute`] reads nothing).
+    pub(super) fn covers(given: &Option<Self>, dims: [usize; 4]) -> bool {
+        given.as_ref().is_some_and(|s| s.dims == dims)
+    }
+
     pub(super) fn or_compute(given: Option<Self>, x: &[f32], dims: [usize; 4]) -> Stats {
         match given {
             Some(s) if s.dims == dims => (s.mean, s.var),
@@ -231,7 +236,8 @@ fn dispatch<B: Backend>(
             let (y, m, v) = kernel(
                 op,
                 || bn_label(dims),
-                0.0,
+                // Read x, write y, and a statistics pass unless the convolution gave them.
+                map_traffic(dims, 2 + usize::from(!BatchStats::covers(&stats, dims))),
                 || {
                     let affine = affine.map(|(g, b)| (cast(g), cast(b)));
                     $f::<$b>(cast(x), affine, eps, relu, stats)
@@ -282,7 +288,8 @@ fn dispatch_add_relu<B: Backend>(
             let (y, m, v) = kernel(
                 OP,
                 || bn_label(dims),
-                0.0,
+                // Read x and the residual, write y; statistics as in `dispatch`.
+                map_traffic(dims, 3 + usize::from(!BatchStats::covers(&stats, dims))),
                 || $f::<$b>(cast(x), cast(residual), cast(gamma), cast(beta), eps, stats),
             );
             return Ok((cast(y), m, v));
@@ -412,7 +419,9 @@ impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
         let out = kernel(
             "batchnorm+add+relu backward",
             || bn_label(state.bn.dims),
-            0.0,
+            // The ReLU gate (read y and dy, write g), the sums (read x and g), dx (read x
+            // and g, write dx).
+            map_traffic(state.bn.dims, 8),
             || {
                 let device = B::float_device(&dy);
                 let dims = state.bn.dims;
@@ -435,6 +444,12 @@ impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
             }
         }
     }
+}
+
+/// The bytes `maps` whole passes over an f32 map of `dims` read or write (the step
+/// profile's traffic count for BatchNorm: each pass reads or writes the map once).
+pub(super) fn map_traffic(dims: [usize; 4], maps: usize) -> Work {
+    Work::bytes((maps * dims.iter().product::<usize>() * 4) as f64)
 }
 
 /// The layer as the step profile names it: `NxCxHxW`.
@@ -523,7 +538,14 @@ impl SavedBn {
         } else {
             "batchnorm backward"
         };
-        kernel(op, || bn_label(self.dims), 0.0, || self.grads_now::<B>(dy))
+        // The sums (read x and dy), dx over dy (read x and dy, write dx).
+        let traffic = map_traffic(self.dims, 5);
+        kernel(
+            op,
+            || bn_label(self.dims),
+            traffic,
+            || self.grads_now::<B>(dy),
+        )
     }
 
     /// [`Self::grads`], untimed: `dx` is written over `dy`.

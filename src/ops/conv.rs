@@ -34,7 +34,7 @@ use std::sync::Arc;
 use super::batch_norm::BatchStats;
 use super::host::{HostBuf, cast, device_tensor, host};
 use super::kernels::{ConvGeom, NormRelu, conv_backward_w, conv_backward_x, conv_forward};
-use crate::step_profile::kernel;
+use crate::step_profile::{Work, kernel};
 
 /// Drop-in replacement for `burn::tensor::module::conv2d` (weight `[CO, CI, KH, KW]`,
 /// input `[N, CI, H, W]`, NCHW).
@@ -200,7 +200,7 @@ fn conv2d_plain<B: Backend>(
     let (y, s) = kernel(
         "conv forward",
         || g.label(co),
-        g.product_flops(co),
+        Work::flops(g.product_flops(co)),
         || {
             let (y, s) = conv_forward(
                 &host::<B, 4>(x.into_primitive().tensor()),
@@ -240,7 +240,7 @@ impl SavedConv {
         kernel(
             "conv weight grad",
             || g.label(co),
-            g.product_flops(co),
+            Work::flops(g.product_flops(co)),
             || {
                 let dw = conv_backward_w(&self.x, dy, co, g, norm);
                 device_tensor::<B, 4>(dw, self.w_dims, device)
@@ -254,7 +254,7 @@ impl SavedConv {
         kernel(
             "conv input grad",
             || g.label(co),
-            g.product_flops(co),
+            Work::flops(g.product_flops(co)),
             || conv_backward_x(dy, &self.w, co, g),
         )
     }
@@ -310,7 +310,7 @@ fn conv2d_autodiff<B: Backend>(
     let (xh, wh, y, s) = kernel(
         "conv forward",
         || g.label(co),
-        g.product_flops(co),
+        Work::flops(g.product_flops(co)),
         || {
             let xh = Arc::new(host::<B, 4>(x.primitive));
             let wh = Arc::new(host::<B, 4>(w.primitive));

@@ -34,7 +34,7 @@ use super::implicit_gemm::{
     conv_forward_with_shortcut, shares_planes,
 };
 use super::kernels::{ConvGeom, channel_moments};
-use crate::step_profile::kernel;
+use crate::step_profile::{Work, kernel};
 
 /// An output with its batch statistics where the fast path computed them.
 type Stated<B> = (Tensor<B, 4>, Option<BatchStats>);
@@ -149,7 +149,7 @@ fn forward<B: Backend>(
     kernel(
         "conv forward",
         || label(g, co, co_s),
-        pair_flops(g, co, co_s),
+        Work::flops(pair_flops(g, co, co_s)),
         || {
             let short = Shortcut { w: ws, co: co_s };
             let [(y, t), (ys, ts)] =
@@ -253,7 +253,7 @@ impl<B: Backend> Backward<B, 3> for ConvWithShortcut {
             let (dw, dws) = kernel(
                 "conv weight grad",
                 || label(g, co, co_s),
-                pair_flops(g, co, co_s),
+                Work::flops(pair_flops(g, co, co_s)),
                 || {
                     conv_backward_w_with_shortcut(
                         &s.conv.x,
@@ -277,7 +277,7 @@ impl<B: Backend> Backward<B, 3> for ConvWithShortcut {
             let dx = kernel(
                 "conv input grad",
                 || label(g, co, co_s),
-                pair_flops(g, co, co_s),
+                Work::flops(pair_flops(g, co, co_s)),
                 || conv_backward_x_with_shortcut(dy, &s.conv.w, co, g, short),
             );
             grads.register::<B>(

@@ -25,12 +25,12 @@ use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::batch_norm::{
-    BatchStats, SavedBn, batch_norm_relu_train, bn_label, inv_std, scale_shift,
+    BatchStats, SavedBn, batch_norm_relu_train, bn_label, inv_std, map_traffic, scale_shift,
 };
 use super::conv::{SavedConv, conv2d_with_stats, geom};
 use super::host::{cast, device_tensor, host};
 use super::kernels::{ConvGeom, NormRelu, conv_forward};
-use crate::step_profile::kernel;
+use crate::step_profile::{Work, kernel};
 
 /// `conv2d(relu(BN(x)), weight)` in training mode with affine BatchNorm parameters and a
 /// bias-free convolution. `stats`: the batch statistics of `x` where its convolution computed
@@ -163,10 +163,12 @@ fn forward(
     g: &ConvGeom,
 ) -> Forward {
     let dims = [g.n, g.c, g.h, g.w];
+    // The normalisation itself runs inside the convolution's input read: only a statistics
+    // pass is BatchNorm's own, and none when the producing convolution gave them.
     let (mean, var) = kernel(
         "batchnorm+relu forward",
         || bn_label(dims),
-        0.0,
+        map_traffic(dims, usize::from(!BatchStats::covers(&stats, dims))),
         || BatchStats::or_compute(stats, x, dims),
     );
     let inv = inv_std(&var, eps);
@@ -178,7 +180,7 @@ fn forward(
     let (y, y_stats) = kernel(
         "conv forward",
         || g.label(co),
-        g.product_flops(co),
+        Work::flops(g.product_flops(co)),
         || conv_forward(x, w, co, g, Some(norm), true),
     );
     let y_stats = BatchStats::new(y_stats.expect("asked for"), [g.n, co, g.ho, g.wo]);
@@ -249,7 +251,8 @@ impl<B: Backend> Backward<B, 4> for NormConvBackward {
         let (dgamma, dbeta) = kernel(
             "batchnorm+relu backward",
             || bn_label(s.bn.dims),
-            0.0,
+            // As `SavedBn::grads`: the sums, then dx over the gradient.
+            map_traffic(s.bn.dims, 5),
             || s.bn.grads_in_place(&mut gin),
         );
         let c = s.bn.dims[1];
