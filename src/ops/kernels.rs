@@ -778,23 +778,124 @@ fn apply_plane_add_relu(y: &mut [MaybeUninit<f32>], x: &[f32], r: &[f32], a: f32
 
 /// `g` kept where the ReLU's output `y` is positive, `+0.0` elsewhere, over one chunk.
 fn relu_grad_chunk(g: &mut [f32], y: &[f32]) {
-    simd_dispatch!(|g: &mut [f32], y: &[f32]| -> () {
-        for (gv, yv) in g.iter_mut().zip(y) {
-            *gv = relu_gate(*yv, *gv);
-        }
-    })
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { relu_grad_avx2(g, y) };
+        return;
+    }
+    relu_grad_body(g, y);
 }
 
-/// [`plane_grad_sums`] with the gate chosen at run time.
-fn grad_sums(x: &[f32], dy: &[f32], mu: f32, a: f32, b: f32, gated: bool) -> (f32, f32) {
-    simd_dispatch!(
-        |x: &[f32], dy: &[f32], mu: f32, a: f32, b: f32, gated: bool| -> (f32, f32) {
-            if gated {
-                plane_grad_sums::<true>(x, dy, mu, a, b)
-            } else {
-                plane_grad_sums::<false>(x, dy, mu, a, b)
-            }
+#[inline(always)]
+fn relu_grad_body(g: &mut [f32], y: &[f32]) {
+    for (gv, yv) in g.iter_mut().zip(y) {
+        *gv = relu_gate(*yv, *gv);
+    }
+}
+
+/// [`relu_grad_body`] in explicit 8-lane vectors: compiled from the plain loop, the gate
+/// became a compare and branch per lane (25 GB/s against 52 for an in-place pass of the same
+/// traffic, measured on 25 MB maps).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn relu_grad_avx2(g: &mut [f32], y: &[f32]) {
+    use std::arch::x86_64::*;
+    let n = g.len().min(y.len());
+    let whole = n / 8 * 8;
+    // SAFETY: every load and store lies below `whole ≤ n`, within both slices.
+    unsafe {
+        let zero = _mm256_setzero_ps();
+        for i in (0..whole).step_by(8) {
+            let open = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(y.as_ptr().add(i)), zero);
+            let gv = _mm256_loadu_ps(g.as_ptr().add(i));
+            _mm256_storeu_ps(g.as_mut_ptr().add(i), _mm256_and_ps(gv, open));
         }
+    }
+    relu_grad_body(&mut g[whole..n], &y[whole..n]);
+}
+
+/// [`plane_grad_sums`] with the gate chosen at run time, in explicit vectors where the CPU
+/// has AVX2 ([`grad_sums_avx2`]).
+fn grad_sums(x: &[f32], dy: &[f32], mu: f32, a: f32, b: f32, gated: bool) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe {
+            if gated {
+                grad_sums_avx2::<true>(x, dy, mu, a, b)
+            } else {
+                grad_sums_avx2::<false>(x, dy, mu, a, b)
+            }
+        };
+    }
+    if gated {
+        plane_grad_sums::<true>(x, dy, mu, a, b)
+    } else {
+        plane_grad_sums::<false>(x, dy, mu, a, b)
+    }
+}
+
+/// [`plane_grad_sums`] in explicit 8-lane vectors, bit for bit: the same lanes (element `i`
+/// in lane `i % 8`, the tail apart), the same operations in the same order (a multiply then
+/// an add, no fused multiply-add; the gate as an ordered `> 0` compare and a mask). Compiled
+/// from the portable loops, the staged gate and the sums read the map at 15 GB/s gated and 22
+/// ungated, where a plain two-array reduction reads at 37 (25 MB maps, measured).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn grad_sums_avx2<const GATED: bool>(
+    x: &[f32],
+    dy: &[f32],
+    mu: f32,
+    a: f32,
+    b: f32,
+) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    let n = x.len().min(dy.len());
+    let whole = n / 8 * 8;
+    let (mut acc_gx, mut acc_g) = ([0.0f32; 8], [0.0f32; 8]);
+    // SAFETY: every load lies below `whole ≤ n`, within both slices; the stores go to the
+    // two 8-float arrays.
+    unsafe {
+        let (vmu, va, vb, zero) = (
+            _mm256_set1_ps(mu),
+            _mm256_set1_ps(a),
+            _mm256_set1_ps(b),
+            _mm256_setzero_ps(),
+        );
+        let (mut sgx, mut sg) = (zero, zero);
+        for i in (0..whole).step_by(8) {
+            let xv = _mm256_loadu_ps(x.as_ptr().add(i));
+            let mut g = _mm256_loadu_ps(dy.as_ptr().add(i));
+            if GATED {
+                let pre = _mm256_add_ps(_mm256_mul_ps(xv, va), vb);
+                g = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(pre, zero));
+            }
+            sgx = _mm256_add_ps(sgx, _mm256_mul_ps(g, _mm256_sub_ps(xv, vmu)));
+            sg = _mm256_add_ps(sg, g);
+        }
+        _mm256_storeu_ps(acc_gx.as_mut_ptr(), sgx);
+        _mm256_storeu_ps(acc_g.as_mut_ptr(), sg);
+    }
+    let (mut tail_gx, mut tail_g) = (0.0f32, 0.0f32);
+    for (xv, dv) in x[whole..n].iter().zip(&dy[whole..n]) {
+        let g = if GATED {
+            relu_gate(*xv * a + b, *dv)
+        } else {
+            *dv
+        };
+        tail_gx += g * (*xv - mu);
+        tail_g += g;
+    }
+    (
+        acc_gx.iter().sum::<f32>() + tail_gx,
+        acc_g.iter().sum::<f32>() + tail_g,
     )
 }
 
@@ -1205,6 +1306,14 @@ mod tests {
             .map(|i| ((i * 104729) % 997) as f32 / 300.0 - 1.5)
             .collect();
         assert_eq!(plane_sum(&x), lane_sum(&x, &x, |v, _| v));
+        let (mut a, mut b) = (dy.clone(), dy.clone());
+        relu_grad_chunk(&mut a, &x);
+        relu_grad_body(&mut b, &x);
+        assert_eq!(a, b);
+        assert!(
+            a.contains(&0.0) && a != dy,
+            "some of the gradient is gated off"
+        );
         let sq = lane_sum(&x, &x, |v, _| (v - 0.3) * (v - 0.3));
         assert_eq!(plane_sq_dev(&x, 0.3), sq);
         for gated in [false, true] {
