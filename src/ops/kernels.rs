@@ -881,6 +881,7 @@ fn relu_grad_chunk(g: &mut [f32], y: &[f32]) {
     relu_grad_body(g, y);
 }
 
+/// [`relu_grad_chunk`] in portable loops.
 #[inline(always)]
 fn relu_grad_body(g: &mut [f32], y: &[f32]) {
     for (gv, yv) in g.iter_mut().zip(y) {
