@@ -206,12 +206,8 @@ unsafe fn row_avx2<const S: usize, const NORM: bool>(
     }
 }
 
-/// `row[body] = f(src[0]), f(src[stride]), …` and zero on either side, as
-/// [`row_moves::padded`] with `f` the identity or [`norm_relu`] by `norm`, through
-/// [`row_avx2`] where the CPU and the row's shape allow it (AVX2, stride 1 or 2, a body of
-/// at least 4 floats in a row of at least 8, pads of at most 8, and `stride·n` floats of `src`: at stride 2 one
-/// past the last it needs, so `src` may run on past the row). Returns whether it did;
-/// otherwise nothing was written.
+/// One row through [`rows_vector`]: `row[body] = f(src[0]), f(src[stride]), …` and zero on
+/// either side. Returns whether it did; otherwise nothing was written.
 #[inline(always)]
 fn row_vector(
     row: &mut [f32],
@@ -220,43 +216,17 @@ fn row_vector(
     stride: usize,
     norm: Option<(f32, f32)>,
 ) -> bool {
-    let (lo, n) = (body.start, body.len());
-    let fits = (1..=2).contains(&stride)
-        && n >= 4
-        && row.len() >= 8
-        && lo <= 8
-        && body.end <= row.len()
-        && row.len() - body.end <= 8
-        && src.len() >= stride * n;
-    if !fits || !available() {
-        return false;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        let ab = norm.unwrap_or((1.0, 0.0));
-        let src = src.as_ptr();
-        // SAFETY: AVX2 is present (`available`) and the row's shape is the one `row_avx2`
-        // requires (checked just above; row.len() ≥ 8, n ≥ 4).
-        unsafe {
-            match (stride, norm.is_some()) {
-                (1, false) => row_avx2::<1, false>(row, lo, n, src, ab),
-                (1, true) => row_avx2::<1, true>(row, lo, n, src, ab),
-                (_, false) => row_avx2::<2, false>(row, lo, n, src, ab),
-                (_, true) => row_avx2::<2, true>(row, lo, n, src, ab),
-            }
-        }
-        true
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = norm;
-        unreachable!("the implicit GEMM is only available on x86-64")
-    }
+    let wp = row.len();
+    rows_vector(row, wp, body, src, 0, 0, stride, norm)
 }
 
-/// [`row_vector`] for every row of `body` (rows `wp` long), row `i` from
-/// `src[first + i·step..]`: the shape checked once, then [`row_avx2`] row after row.
-/// Returns whether it did; otherwise nothing was written.
+/// Every row of `body` (rows `wp` long) as [`row_moves::padded`] does it, with `f` the
+/// identity or [`norm_relu`] by `norm`: row `i` gets `f(src[first + i·step + j·stride])` for
+/// `j < cols.len()` at `cols`, zeros on either side; through [`row_avx2`] where the CPU and
+/// the rows' shape allow it (AVX2, stride 1 or 2, a body of at least 4 floats in rows of at
+/// least 8, pads of at most 8, and `stride·n` floats of `src` for each row: at stride 2 one
+/// past the last it needs, so a row's source may run on past it). The shape is checked once
+/// for all rows. Returns whether it did; otherwise nothing was written.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn rows_vector(
@@ -270,12 +240,11 @@ fn rows_vector(
     norm: Option<(f32, f32)>,
 ) -> bool {
     let (lo, n) = (cols.start, cols.len());
-    let rows = body.len() / wp;
+    let rows = if wp >= 8 { body.len() / wp } else { 0 };
     let fits = (1..=2).contains(&stride)
         && rows > 0
         && body.len() == rows * wp
         && n >= 4
-        && wp >= 8
         && lo <= 8
         && cols.end <= wp
         && wp - cols.end <= 8
