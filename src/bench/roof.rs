@@ -117,7 +117,8 @@ pub struct MemoryRoof {
 pub fn memory_roof(mib: usize, reps: usize) -> MemoryRoof {
     use rayon::prelude::*;
     const CHUNK: usize = 1 << 16;
-    let len = (mib.max(1) << 20) / 4;
+    let (mib, reps) = (mib.max(1), reps.max(1));
+    let len = (mib << 20) / 4;
     let x = vec![1.0f32; len];
     let mut y = vec![0.5f32; len];
     let mut pass = || {
@@ -132,15 +133,13 @@ pub fn memory_roof(mib: usize, reps: usize) -> MemoryRoof {
         t.elapsed().as_secs_f64()
     };
     pass();
-    let best = (0..reps.max(1))
-        .map(|_| pass())
-        .fold(f64::INFINITY, f64::min);
+    let best = (0..reps).map(|_| pass()).fold(f64::INFINITY, f64::min);
     std::hint::black_box(&y);
     MemoryRoof {
-        mib: mib.max(1),
+        mib,
         best_secs: best,
         gbs: (3 * 4 * len) as f64 / best / 1e9,
-        reps: reps.max(1),
+        reps,
     }
 }
 

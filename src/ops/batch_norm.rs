@@ -51,13 +51,13 @@ impl BatchStats {
         Self { mean, var, dims }
     }
 
-    /// `(mean, var)` of `x` (`dims`): the given statistics where they describe a map of
-    /// this shape, else computed.
     /// Whether `given` describes a map of `dims` (so [`Self::or_compute`] reads nothing).
     pub(super) fn covers(given: &Option<Self>, dims: [usize; 4]) -> bool {
         given.as_ref().is_some_and(|s| s.dims == dims)
     }
 
+    /// `(mean, var)` of `x` (`dims`): the given statistics where they describe a map of
+    /// this shape, else computed.
     pub(super) fn or_compute(given: Option<Self>, x: &[f32], dims: [usize; 4]) -> Stats {
         match given {
             Some(s) if s.dims == dims => (s.mean, s.var),

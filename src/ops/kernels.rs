@@ -978,16 +978,9 @@ unsafe fn grad_sums_avx2<const GATED: bool>(
         _mm256_storeu_ps(acc_gx.as_mut_ptr(), sgx);
         _mm256_storeu_ps(acc_g.as_mut_ptr(), sg);
     }
-    let (mut tail_gx, mut tail_g) = (0.0f32, 0.0f32);
-    for (xv, dv) in x[whole..n].iter().zip(&dy[whole..n]) {
-        let g = if GATED {
-            relu_gate(*xv * a + b, *dv)
-        } else {
-            *dv
-        };
-        tail_gx += g * (*xv - mu);
-        tail_g += g;
-    }
+    // Fewer than 8 left: the portable loop puts them all in its scalar tail, so its sums
+    // are exactly that tail's.
+    let (tail_gx, tail_g) = plane_grad_sums::<GATED>(&x[whole..n], &dy[whole..n], mu, a, b);
     (
         acc_gx.iter().sum::<f32>() + tail_gx,
         acc_g.iter().sum::<f32>() + tail_g,
