@@ -833,7 +833,9 @@ unsafe fn chains_avx2(
     // SAFETY: `lanes` holds 8 floats.
     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), pairs) };
     let total = lanes.iter().fold(0.0f32, |t, x| t + x);
-    total + p[n8..].iter().fold(0.0f32, |t, x| t + g(*x))
+    // Fewer than 8 left: the portable loop puts them all in its scalar tail, so its sum is
+    // exactly that tail's.
+    total + chains_sum(&p[n8..], g)
 }
 
 /// `y = x·a + b` (with `relu`, `max(·, 0)`) over one plane.
