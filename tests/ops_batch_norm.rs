@@ -144,10 +144,13 @@ fn check_4d<B: Backend>(shape: [usize; 4], affine: bool, relu: bool) {
 
 /// `ops::batch_norm_add_relu_train` (a residual block's end) against `relu(stock(x) + r)`:
 /// output, the gradients of x, the residual, gamma and beta, the batch statistics; and on
-/// the bare backend against `ops::batch_norm_train` then add and ReLU.
-fn check_add_relu<B: Backend>(shape: [usize; 4]) {
+/// the bare backend against `ops::batch_norm_train` then add and ReLU. With `derived`,
+/// BatchNorm's input is `2·x`, a tensor nothing but the op holds (as a convolution's output
+/// in the model), which its backward overwrites with `dx`.
+fn check_add_relu<B: Backend>(shape: [usize; 4], derived: bool) {
     let dev = B::Device::default();
-    let ctx = format!("{shape:?} add+relu");
+    let ctx = format!("{shape:?} add+relu, derived input {derived}");
+    let input = |x: Tensor<Autodiff<B>, 4>| if derived { x * 2.0 } else { x };
     let c = shape[1];
     let bn = stock_bn::<B>(c, &dev);
     let x = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(3., 2.), &dev);
@@ -155,14 +158,14 @@ fn check_add_relu<B: Backend>(shape: [usize; 4]) {
     let w = Tensor::<Autodiff<B>, 4>::random(shape, Distribution::Normal(0., 1.), &dev);
 
     let (xs, rs) = (x.clone().require_grad(), r.clone().require_grad());
-    let ys = burn::tensor::activation::relu(bn.forward(xs.clone()) + rs.clone());
+    let ys = burn::tensor::activation::relu(bn.forward(input(xs.clone())) + rs.clone());
     let gs = (ys.clone() * w.clone()).sum().backward();
 
     let (xf, rf) = (x.clone().require_grad(), r.clone().require_grad());
     let gamma = bn.gamma.val().detach().require_grad();
     let beta = bn.beta.val().detach().require_grad();
     let (yf, mean, var) = ops::batch_norm_add_relu_train(
-        xf.clone(),
+        input(xf.clone()),
         rf.clone(),
         gamma.clone(),
         beta.clone(),
@@ -197,7 +200,7 @@ fn check_add_relu<B: Backend>(shape: [usize; 4]) {
         );
     }
     let (_, mean_ref, var_ref) = ops::batch_norm_train(
-        x.clone(),
+        input(x.clone()),
         Some(gamma.clone()),
         Some(beta.clone()),
         EPS,
@@ -207,7 +210,7 @@ fn check_add_relu<B: Backend>(shape: [usize; 4]) {
     assert!(rel_err(var.inner(), var_ref.inner()) < TOL, "{ctx}: var");
 
     // Bare backend (no autodiff): batch statistics, same values.
-    let (xi, ri) = (x.inner(), r.inner());
+    let (xi, ri) = (input(x).inner(), r.inner());
     let (gi, bi) = (gamma.inner(), beta.inner());
     let (y, _, _) =
         ops::batch_norm_add_relu_train(xi.clone(), ri.clone(), gi.clone(), bi.clone(), EPS, None);
@@ -326,7 +329,8 @@ fn check_all<B: Backend>() {
             check_4d::<B>(shape, true, relu);
             check_4d::<B>(shape, false, relu);
         }
-        check_add_relu::<B>(shape);
+        check_add_relu::<B>(shape, false);
+        check_add_relu::<B>(shape, true);
     }
     check_2d::<B>([8, 5]);
     check_2d::<B>([2, 3]);

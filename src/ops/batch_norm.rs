@@ -30,8 +30,7 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::host::{HostBuf, cast, device_tensor, host, host_mut};
 use super::kernels::{
-    BnGrad, Epilogue, Stats, bn_apply, bn_backward, bn_backward_in_place, bn_stats,
-    relu_grad_in_place,
+    BnGrad, DxInto, Epilogue, Stats, bn_add_relu_backward, bn_apply, bn_backward_in_place, bn_stats,
 };
 use crate::step_profile::{Work, kernel};
 
@@ -414,36 +413,65 @@ impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
     type State = SavedBnAddRelu;
 
     fn backward(self, ops: Ops<SavedBnAddRelu, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<B>(&ops.node);
-        let state = &ops.state;
+        let Ops {
+            parents,
+            node,
+            state,
+        } = ops;
+        let dy = grads.consume::<B>(&node);
+        let SavedBnAddRelu { mut bn, out } = state;
+        let dims = bn.dims;
         let out = kernel(
             "batchnorm+add+relu backward",
-            || bn_label(state.bn.dims),
-            // The ReLU gate (read y and dy, write g), the sums (read x and g), dx (read x
-            // and g, write dx).
-            map_traffic(state.bn.dims, 8),
+            || bn_label(dims),
+            // The ReLU gate with the sums (read y, dy and x, write g), dx (read x and g,
+            // write dx).
+            map_traffic(dims, 7),
             || {
                 let device = B::float_device(&dy);
-                let dims = state.bn.dims;
+                let c = dims[1];
                 // The gradient past the ReLU is the residual's, and BatchNorm's upstream one.
                 let mut g = host_mut::<B, 4>(dy);
-                relu_grad_in_place(&mut g, &state.out);
-                let (dx, dg, db) = state.bn.grads_host(&g);
-                let c = dims[1];
+                // BatchNorm's input is needed by nothing after this: dx goes over it where
+                // nothing else holds it.
+                let x = std::mem::replace(&mut bn.x, Arc::new(HostBuf::Owned(Vec::new())));
+                let x = Arc::try_unwrap(x).map(HostBuf::into_mut);
+                let dx = match x {
+                    Ok(Ok(mut x)) => {
+                        let (_, dg, db) =
+                            bn_add_relu_backward(DxInto::X(&mut x), &mut g, &out, bn.bn_grad());
+                        (x.into_device::<B, 4>(dims, &device), dg, db)
+                    }
+                    Ok(Err(x)) => fresh_dx::<B>(&x, &mut g, &out, &bn, &device),
+                    Err(x) => fresh_dx::<B>(&x, &mut g, &out, &bn, &device),
+                };
+                let (dx, dg, db) = dx;
                 [
-                    device_tensor::<B, 4>(dx, dims, &device),
+                    dx,
                     g.into_device::<B, 4>(dims, &device),
                     device_tensor::<B, 1>(dg, [c], &device),
                     device_tensor::<B, 1>(db, [c], &device),
                 ]
             },
         );
-        for (parent, g) in ops.parents.into_iter().zip(out) {
+        for (parent, g) in parents.into_iter().zip(out) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, g);
             }
         }
     }
+}
+
+/// [`BnAddReluBackward`] with `dx` in a new map, `x` being held elsewhere.
+fn fresh_dx<B: Backend>(
+    x: &[f32],
+    g: &mut [f32],
+    out: &[f32],
+    bn: &SavedBn,
+    device: &B::Device,
+) -> (burn::tensor::ops::FloatTensor<B>, Vec<f32>, Vec<f32>) {
+    let (dx, dg, db) = bn_add_relu_backward(DxInto::New(x), g, out, bn.bn_grad());
+    (device_tensor::<B, 4>(dx, bn.dims, device), dg, db)
 }
 
 /// The bytes `maps` whole passes over an f32 map of `dims` read or write (the step
@@ -578,11 +606,6 @@ impl SavedBn {
             c,
             hw: h * w,
         }
-    }
-
-    /// `(dx, dgamma, dbeta)` on the host, `dx` in a new buffer.
-    pub(super) fn grads_host(&self, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        bn_backward(&self.x, dy, self.bn_grad())
     }
 
     /// `(dgamma, dbeta)` on the host with `dx` written over `dy`.

@@ -40,6 +40,22 @@ impl std::ops::Deref for HostBuf {
     }
 }
 
+impl HostBuf {
+    /// The values to overwrite in place: an owned copy as it is, a flex tensor's own
+    /// storage when nothing else holds it (contiguous, as every borrowed one is); `Err`
+    /// with the buffer untouched otherwise.
+    pub(crate) fn into_mut(self) -> Result<HostMut, HostBuf> {
+        match self {
+            HostBuf::Owned(v) => Ok(HostMut::Owned(v)),
+            #[cfg(feature = "flex")]
+            HostBuf::Flex(t) => match t.layout().contiguous_offsets() {
+                Some((start, end)) if t.is_unique() => Ok(HostMut::Flex(t, start..end)),
+                _ => Err(HostBuf::Flex(t)),
+            },
+        }
+    }
+}
+
 /// Reads a float primitive as f32 host values: borrowed on flex when contiguous (copying
 /// a shared activation cost ≈ 4 % of a training step in memmove and page faults, measured
 /// with perf), read out otherwise.
@@ -178,6 +194,19 @@ mod tests {
         unique[1] = -5.0;
         let back = unique.into_device::<Flex, 1>([3], &Default::default());
         assert_eq!(values(back), [1.0, -5.0, 3.0]);
+
+        // A borrowed buffer likewise: its own storage when it is the only holder.
+        let mut own = HostBuf::Flex(cast(flex(&[7.0, 8.0])))
+            .into_mut()
+            .expect("unique");
+        assert!(matches!(own, HostMut::Flex(..)));
+        own[0] = 1.0;
+        assert_eq!(&own[..], [1.0, 8.0]);
+        let held = flex(&[7.0, 8.0]);
+        let borrowed = HostBuf::Flex(cast(held.clone()));
+        let back = borrowed.into_mut().expect_err("the tensor is still held");
+        assert_eq!(&back[..], [7.0, 8.0]);
+        assert_eq!(values(held), [7.0, 8.0]);
 
         let kept = flex(&[4.0, 5.0]);
         let mut shared = host_mut::<Flex, 1>(kept.clone());

@@ -872,47 +872,13 @@ fn apply_plane_add_relu(y: &mut [MaybeUninit<f32>], x: &[f32], r: &[f32], a: f32
     )
 }
 
-/// `g` kept where the ReLU's output `y` is positive, `+0.0` elsewhere, over one chunk.
-fn relu_grad_chunk(g: &mut [f32], y: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { relu_grad_avx2(g, y) };
-        return;
-    }
-    relu_grad_body(g, y);
-}
-
-/// [`relu_grad_chunk`] in portable loops.
+/// ReLU's backward from its output over one plane, in place: `g` kept where `y > 0`, `+0.0`
+/// elsewhere (the portable gate of [`gate_grad_sums`]).
 #[inline(always)]
 fn relu_grad_body(g: &mut [f32], y: &[f32]) {
     for (gv, yv) in g.iter_mut().zip(y) {
         *gv = relu_gate(*yv, *gv);
     }
-}
-
-/// [`relu_grad_body`] in explicit 8-lane vectors: compiled from the plain loop, the gate
-/// became a compare and branch per lane (25 GB/s against 52 for an in-place pass of the same
-/// traffic, measured on 25 MB maps).
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn relu_grad_avx2(g: &mut [f32], y: &[f32]) {
-    use std::arch::x86_64::*;
-    let n = g.len().min(y.len());
-    let whole = n / 8 * 8;
-    // SAFETY: every load and store lies below `whole ≤ n`, within both slices.
-    unsafe {
-        let zero = _mm256_setzero_ps();
-        for i in (0..whole).step_by(8) {
-            let open = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(y.as_ptr().add(i)), zero);
-            let gv = _mm256_loadu_ps(g.as_ptr().add(i));
-            _mm256_storeu_ps(g.as_mut_ptr().add(i), _mm256_and_ps(gv, open));
-        }
-    }
-    relu_grad_body(&mut g[whole..n], &y[whole..n]);
 }
 
 /// [`plane_grad_sums`] with the gate chosen at run time, in explicit vectors where the CPU
@@ -989,7 +955,64 @@ unsafe fn grad_sums_avx2<const GATED: bool>(
     )
 }
 
-/// The per-plane constants of BatchNorm's input gradient (see [`bn_backward`]).
+/// BatchNorm + add + ReLU's backward over one plane, its first pass: `g` (the output's
+/// gradient) gated in place by the ReLU's output `y` (kept where `y > 0`, `+0.0`
+/// elsewhere: the residual's gradient and BatchNorm's), and the gated values'
+/// `(Σ g·(x − mu), Σ g)`. Bit for bit [`relu_grad_body`] then `plane_grad_sums::<false>`,
+/// in one pass over `g` instead of two.
+fn gate_grad_sums(g: &mut [f32], y: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { gate_grad_sums_avx2(g, y, x, mu) };
+    }
+    gate_grad_sums_body(g, y, x, mu)
+}
+
+/// [`gate_grad_sums`] in portable loops: the gate, then the sums.
+fn gate_grad_sums_body(g: &mut [f32], y: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
+    relu_grad_body(g, y);
+    plane_grad_sums::<false>(x, g, mu, 0.0, 0.0)
+}
+
+/// [`gate_grad_sums`] in explicit 8-lane vectors: the gate as an ordered `y > 0` compare and
+/// a mask (compiled from the plain loop it became a compare and branch per lane), and the
+/// sums of [`grad_sums_avx2`] (same lanes, same operations in the same order).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gate_grad_sums_avx2(g: &mut [f32], y: &[f32], x: &[f32], mu: f32) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    let n = g.len().min(y.len()).min(x.len());
+    let whole = n / 8 * 8;
+    let (mut acc_gx, mut acc_g) = ([0.0f32; 8], [0.0f32; 8]);
+    // SAFETY: every load and store lies below `whole ≤ n`, within the three slices; the
+    // last two stores go to the two 8-float arrays.
+    unsafe {
+        let (vmu, zero) = (_mm256_set1_ps(mu), _mm256_setzero_ps());
+        let (mut sgx, mut sg) = (zero, zero);
+        for i in (0..whole).step_by(8) {
+            let open = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(y.as_ptr().add(i)), zero);
+            let gv = _mm256_and_ps(_mm256_loadu_ps(g.as_ptr().add(i)), open);
+            _mm256_storeu_ps(g.as_mut_ptr().add(i), gv);
+            let xv = _mm256_loadu_ps(x.as_ptr().add(i));
+            sgx = _mm256_add_ps(sgx, _mm256_mul_ps(gv, _mm256_sub_ps(xv, vmu)));
+            sg = _mm256_add_ps(sg, gv);
+        }
+        _mm256_storeu_ps(acc_gx.as_mut_ptr(), sgx);
+        _mm256_storeu_ps(acc_g.as_mut_ptr(), sg);
+    }
+    // Fewer than 8 left: the portable loops put them all in their scalar tail.
+    let (tail_gx, tail_g) = gate_grad_sums_body(&mut g[whole..n], &y[whole..n], &x[whole..n], mu);
+    (
+        acc_gx.iter().sum::<f32>() + tail_gx,
+        acc_g.iter().sum::<f32>() + tail_g,
+    )
+}
+
+/// The per-plane constants of BatchNorm's input gradient (see [`bn_backward_in_place`]).
 #[derive(Clone, Copy)]
 struct DxPlane {
     /// `γ·inv_std / M`.
@@ -1061,6 +1084,20 @@ fn dx_plane_in_place_body(dy: &mut [f32], x: &[f32], c: DxPlane) {
                 *d = dx_value::<false>(*xv, *d, &c, (0.0, 0.0));
             }
         }
+    }
+}
+
+/// [`dx_plane`] writing `dx` over `x` itself (BatchNorm's input, which nothing needs after
+/// its backward), `g` the gradient as it is (no gate): no new map, and no read of fresh
+/// memory before each store.
+fn dx_plane_over_x(x: &mut [f32], g: &[f32], c: DxPlane) {
+    simd_dispatch!(|x: &mut [f32], g: &[f32], c: DxPlane| -> () { dx_plane_over_x_body(x, g, c) })
+}
+
+#[inline(always)]
+fn dx_plane_over_x_body(x: &mut [f32], g: &[f32], c: DxPlane) {
+    for (d, gv) in x.iter_mut().zip(g) {
+        *d = dx_value::<false>(*d, *gv, &c, (0.0, 0.0));
     }
 }
 
@@ -1199,15 +1236,6 @@ pub(crate) fn bn_apply(
     unsafe { assume_init(y) }
 }
 
-/// ReLU's backward from its output, in place: `dy` kept where `y > 0`, `+0.0` elsewhere.
-pub(crate) fn relu_grad_in_place(dy: &mut [f32], y: &[f32]) {
-    assert_eq!(dy.len(), y.len(), "ReLU gradient and output differ in size");
-    const CHUNK: usize = 1 << 14;
-    dy.par_chunks_mut(CHUNK)
-        .zip(y.par_chunks(CHUNK))
-        .for_each(|(g, y)| relu_grad_chunk(g, y));
-}
-
 /// One plane's `(Σ g·(x − mu), Σ g)` in a single pass over `x` and `dy` (8 lanes per sum, so
 /// it vectorises), where `g = dy`, or with `GATED` `dy` where `x·a + b > 0` and 0 elsewhere
 /// (the backward of a fused ReLU). A const parameter, so the ungated loop has no select.
@@ -1257,7 +1285,7 @@ fn plane_grad_sums<const GATED: bool>(
 }
 
 /// BatchNorm's backward constants and the ReLU gate it may open with: what every plane of
-/// [`bn_backward`] needs besides its own values.
+/// [`bn_backward_in_place`] needs besides its own values.
 #[derive(Clone, Copy)]
 pub(crate) struct BnGrad<'a> {
     /// Batch mean per channel.
@@ -1309,8 +1337,44 @@ impl BnGrad<'_> {
     /// `(dgamma, dbeta)` and every channel's [`DxPlane`] for the map `x` and its `dy`.
     fn constants(&self, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<DxPlane>) {
         let (dgamma, dbeta) = self.param_grads(x, dy);
-        let m = (x.len() / self.c.max(1)) as f32;
-        let planes = (0..self.c)
+        let planes = self.dx_planes(&dgamma, &dbeta, x.len());
+        (dgamma, dbeta, planes)
+    }
+
+    /// `(dgamma, dbeta)` as [`Self::param_grads`] with `g` (the output's gradient) first
+    /// gated in place by the ReLU that follows the residual add, whose output is `y`: the
+    /// gate and the sums in one pass ([`gate_grad_sums`]), a sample per task.
+    fn gated_param_grads(&self, x: &[f32], g: &mut [f32], y: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let len = self.c * self.hw;
+        assert!(
+            x.len() == g.len() && y.len() == g.len(),
+            "BatchNorm input, output and gradient differ in size"
+        );
+        let mut table = vec![(0.0f32, 0.0f32); x.len() / len.max(1) * self.c];
+        table
+            .par_chunks_mut(self.c.max(1))
+            .zip(g.par_chunks_mut(len.max(1)))
+            .enumerate()
+            .for_each(|(i, (row, g_n))| {
+                for (ch, t) in row.iter_mut().enumerate() {
+                    let r = ch * self.hw..(ch + 1) * self.hw;
+                    let at = i * len + r.start..i * len + r.end;
+                    let (g_x, g_sum) =
+                        gate_grad_sums(&mut g_n[r], &y[at.clone()], &x[at], self.mean[ch]);
+                    *t = (g_x * self.inv_std[ch], g_sum);
+                }
+            });
+        let f32s = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect();
+        (
+            f32s(channel_sums(&table, self.c, |(g_xhat, _)| g_xhat as f64)),
+            f32s(channel_sums(&table, self.c, |(_, g)| g as f64)),
+        )
+    }
+
+    /// Every channel's [`DxPlane`] of a map of `len` values.
+    fn dx_planes(&self, dgamma: &[f32], dbeta: &[f32], len: usize) -> Vec<DxPlane> {
+        let m = (len / self.c.max(1)) as f32;
+        (0..self.c)
             .map(|ch| {
                 let is = self.inv_std[ch];
                 let (a, b, gated) = self.gate(ch);
@@ -1324,31 +1388,74 @@ impl BnGrad<'_> {
                     gate: gated.then_some((a, b)),
                 }
             })
-            .collect();
-        (dgamma, dbeta, planes)
+            .collect()
     }
 }
 
-/// BatchNorm backward over `[N, C, HW]` given the saved input and the constants in `bn`.
-/// Returns `(dx, dgamma, dbeta)` with `dbeta = Σ g`, `dgamma = Σ g·x̂`,
-/// `dx = γ·inv_std/M · (M·g − dbeta − x̂·dgamma)`, `g` the (gated) `dy`.
-pub(crate) fn bn_backward(x: &[f32], dy: &[f32], bn: BnGrad) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (dgamma, dbeta, planes) = bn.constants(x, dy);
-    let (c, hw) = (bn.c, bn.hw);
-    let mut dx = uninit(x.len());
-    dx.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw).zip(dy.par_chunks(c * hw)))
-        .for_each(|(dx_n, (x_n, dy_n))| {
-            for (ch, plane) in planes.iter().enumerate() {
-                let r = ch * hw..(ch + 1) * hw;
-                dx_plane(&mut dx_n[r.clone()], &x_n[r.clone()], &dy_n[r], *plane);
-            }
-        });
-    // SAFETY: the chunks cover dx (same length as x) and every element was written.
-    (unsafe { assume_init(dx) }, dgamma, dbeta)
+/// Where BatchNorm + add + ReLU's backward writes `dx`.
+pub(crate) enum DxInto<'a> {
+    /// Over the saved input `x` itself, when nothing else holds it.
+    X(&'a mut [f32]),
+    /// Into a new map, reading `x` as it is.
+    New(&'a [f32]),
 }
 
-/// [`bn_backward`] with `dx` written over `dy`. Returns `(dgamma, dbeta)`.
+/// Backward of `y = max(BN(x) + r, 0)` over `[N, C, HW]` (`bn` without a ReLU of its own):
+/// `g` (the gradient of `y`) becomes, in place, the gated gradient `g·[y > 0]`, which is
+/// the residual's; BatchNorm's backward takes it from there. Returns `(dx, dgamma, dbeta)`,
+/// `dx` empty when it was written over `x`.
+///
+/// Passes over the map: the gate with the sums (read `y`, `g`, `x`, write `g`), then `dx`
+/// (read `x` and `g`, write `dx`): 7 with `dx` over `x`, where a separate gate pass and a
+/// new `dx` map took 8, and a read of the new map's lines before each store.
+pub(crate) fn bn_add_relu_backward(
+    x: DxInto,
+    g: &mut [f32],
+    y: &[f32],
+    bn: BnGrad,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert!(bn.relu.is_none(), "the ReLU follows the add, not BatchNorm");
+    let (c, hw) = (bn.c, bn.hw);
+    let x_in: &[f32] = match &x {
+        DxInto::X(x) => x,
+        DxInto::New(x) => x,
+    };
+    let (dgamma, dbeta) = bn.gated_param_grads(x_in, g, y);
+    let planes = bn.dx_planes(&dgamma, &dbeta, g.len());
+    let g: &[f32] = g;
+    let dx = match x {
+        DxInto::X(x) => {
+            x.par_chunks_mut(c * hw)
+                .zip(g.par_chunks(c * hw))
+                .for_each(|(x_n, g_n)| {
+                    for (ch, plane) in planes.iter().enumerate() {
+                        let r = ch * hw..(ch + 1) * hw;
+                        dx_plane_over_x(&mut x_n[r.clone()], &g_n[r], *plane);
+                    }
+                });
+            Vec::new()
+        }
+        DxInto::New(x) => {
+            let mut dx = uninit(x.len());
+            dx.par_chunks_mut(c * hw)
+                .zip(x.par_chunks(c * hw).zip(g.par_chunks(c * hw)))
+                .for_each(|(dx_n, (x_n, g_n))| {
+                    for (ch, plane) in planes.iter().enumerate() {
+                        let r = ch * hw..(ch + 1) * hw;
+                        dx_plane(&mut dx_n[r.clone()], &x_n[r.clone()], &g_n[r], *plane);
+                    }
+                });
+            // SAFETY: the chunks cover dx (same length as x) and every element was written.
+            unsafe { assume_init(dx) }
+        }
+    };
+    (dx, dgamma, dbeta)
+}
+
+/// BatchNorm backward over `[N, C, HW]` given the saved input and the constants in `bn`,
+/// with `dx` written over `dy`: `dbeta = Σ g`, `dgamma = Σ g·x̂`,
+/// `dx = γ·inv_std/M · (M·g − dbeta − x̂·dgamma)`, `g` the (gated) `dy`. Returns
+/// `(dgamma, dbeta)`.
 pub(crate) fn bn_backward_in_place(x: &[f32], dy: &mut [f32], bn: BnGrad) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(
         x.len(),
@@ -1386,14 +1493,6 @@ mod tests {
         for len in [len, 49, 196, 33, 7, 0] {
             assert_eq!(plane_moments(&x[..len]), moments_body(&x[..len]), "{len}");
         }
-        let (mut a, mut b) = (dy.clone(), dy.clone());
-        relu_grad_chunk(&mut a, &x);
-        relu_grad_body(&mut b, &x);
-        assert_eq!(a, b);
-        assert!(
-            a.contains(&0.0) && a != dy,
-            "some of the gradient is gated off"
-        );
         for gated in [false, true] {
             let want = if gated {
                 plane_grad_sums::<true>(&x, &dy, 0.1, 1.3, -0.2)
@@ -1427,7 +1526,83 @@ mod tests {
             dx_plane_in_place_body(&mut b, &x, c);
             assert_eq!(a, fresh);
             assert_eq!(b, fresh);
+            // Over x, ungated: the fresh plane's values (with the gate applied beforehand).
+            if !gated {
+                let (mut a, mut b) = (x.clone(), x.clone());
+                dx_plane_over_x(&mut a, &dy, c);
+                dx_plane_over_x_body(&mut b, &dy, c);
+                assert_eq!(a, fresh);
+                assert_eq!(b, fresh);
+            }
         }
+        // The gate with the sums, through the dispatch and the portable body: the gated
+        // gradient and sums of the gate pass followed by the ungated sums.
+        let y: Vec<f32> = x.iter().map(|v| v - 0.3).collect();
+        for len in [len, 49, 196, 7, 0] {
+            let (mut a, mut b, mut want) =
+                (dy[..len].to_vec(), dy[..len].to_vec(), dy[..len].to_vec());
+            relu_grad_body(&mut want, &y[..len]);
+            let sums = plane_grad_sums::<false>(&x[..len], &want, 0.1, 0.0, 0.0);
+            assert_eq!(
+                gate_grad_sums(&mut a, &y[..len], &x[..len], 0.1),
+                sums,
+                "{len}"
+            );
+            assert_eq!(
+                gate_grad_sums_body(&mut b, &y[..len], &x[..len], 0.1),
+                sums,
+                "{len}"
+            );
+            assert_eq!((&a, &b), (&want, &want), "{len}");
+            assert!(
+                len == 0 || (want.contains(&0.0) && want != dy[..len]),
+                "gated: {len}"
+            );
+        }
+    }
+
+    /// BatchNorm + add + ReLU's backward gives the same bits with `dx` over `x` and in a new
+    /// map, and those of its two steps done apart: the ReLU gate, then BatchNorm's backward.
+    #[test]
+    fn add_relu_backward_writes_dx_over_x_or_anew_alike() {
+        let (n, c, hw) = (3, 4, 49);
+        let len = n * c * hw;
+        let x: Vec<f32> = (0..len)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let y: Vec<f32> = (0..len).map(|i| ((i * 31) % 17) as f32 - 8.0).collect();
+        let dy: Vec<f32> = (0..len)
+            .map(|i| ((i * 104729) % 997) as f32 / 300.0 - 1.5)
+            .collect();
+        let (mean, var) = bn_stats(&x, n, c, hw);
+        let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
+        let gamma = [0.5, 1.5, -1.0, 2.0];
+        let bn = BnGrad {
+            mean: &mean,
+            inv_std: &inv,
+            gamma: Some(&gamma),
+            relu: None,
+            c,
+            hw,
+        };
+
+        let mut want_g = dy.clone();
+        relu_grad_body(&mut want_g, &y);
+        let mut want_dx = want_g.clone();
+        let (want_dg, want_db) = bn_backward_in_place(&x, &mut want_dx, bn);
+        assert!(want_dx.iter().all(|v| v.is_finite()) && want_g != dy);
+
+        let (mut g, mut over) = (dy.clone(), x.clone());
+        let (none, dg, db) = bn_add_relu_backward(DxInto::X(&mut over), &mut g, &y, bn);
+        assert!(none.is_empty(), "dx went over x");
+        assert_eq!(
+            (&over, &g, &dg, &db),
+            (&want_dx, &want_g, &want_dg, &want_db)
+        );
+
+        let mut g = dy.clone();
+        let (dx, dg, db) = bn_add_relu_backward(DxInto::New(&x), &mut g, &y, bn);
+        assert_eq!((&dx, &g, &dg, &db), (&want_dx, &want_g, &want_dg, &want_db));
     }
 
     /// Naive reference gather, for checking index arithmetic.
