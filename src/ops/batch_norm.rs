@@ -30,7 +30,8 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::host::{HostBuf, cast, device_tensor, host, host_mut};
 use super::kernels::{
-    BnGrad, DxInto, Epilogue, Stats, bn_add_relu_backward, bn_apply, bn_backward_in_place, bn_stats,
+    BnGrad, DxInto, Epilogue, Stats, bn_add_relu_backward, bn_apply, bn_apply_in_place,
+    bn_backward_in_place, bn_stats,
 };
 use crate::step_profile::{Work, kernel};
 
@@ -313,22 +314,19 @@ fn dispatch_add_relu<B: Backend>(
     Err((x, residual, gamma, beta))
 }
 
-/// The fused forward of BatchNorm + add + ReLU on host values: `(y, mean, var, inv_std)`.
-fn add_relu_forward(
+/// BatchNorm + add + ReLU's per-channel `(mean, var, inv_std, (scale, shift))`.
+fn add_relu_constants(
     x: &[f32],
-    residual: &[f32],
     gamma: &[f32],
     beta: &[f32],
     eps: f64,
     dims: [usize; 4],
     stats: Option<BatchStats>,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let [_, c, h, w] = dims;
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, (Vec<f32>, Vec<f32>)) {
     let (mean, var) = BatchStats::or_compute(stats, x, dims);
     let inv = inv_std(&var, eps);
-    let (scale, shift) = scale_shift(&mean, &inv, Some((gamma, beta)));
-    let y = bn_apply(x, &scale, &shift, c, h * w, Epilogue::AddRelu(residual));
-    (y, mean, var, inv)
+    let scale_shift = scale_shift(&mean, &inv, Some((gamma, beta)));
+    (mean, var, inv, scale_shift)
 }
 
 /// Fused BatchNorm + add + ReLU on a non-autodiff backend.
@@ -344,8 +342,9 @@ fn bn_add_relu_plain<B: Backend>(
     let device = x.device();
     let [xh, rh] = [x, residual].map(|t| host::<B, 4>(t.into_primitive().tensor()));
     let [gh, bh] = [gamma, beta].map(|t| host::<B, 1>(t.into_primitive().tensor()));
-    let (y, mean, var, _) = add_relu_forward(&xh, &rh, &gh, &bh, eps, dims, stats);
-    let y = device_tensor::<B, 4>(y, dims, &device);
+    let (mean, var, _, (scale, shift)) = add_relu_constants(&xh, &gh, &bh, eps, dims, stats);
+    let then = Epilogue::AddRelu(&rh);
+    let y = normalised::<B>(xh, &scale, &shift, dims, then, &device);
     (Tensor::from_primitive(TensorPrimitive::Float(y)), mean, var)
 }
 
@@ -366,15 +365,17 @@ fn bn_add_relu_autodiff<B: Backend>(
     let rh = host::<B, 4>(residual.primitive);
     let gh = host::<B, 1>(gamma.primitive);
     let bh = host::<B, 1>(beta.primitive);
-    let (y, mean, var, inv) = add_relu_forward(&xh, &rh, &gh, &bh, eps, dims, stats);
-    drop(rh);
-    let y = device_tensor::<B, 4>(y, dims, &device);
+    let [_, c, h, w] = dims;
+    let (mean, var, inv, (scale, shift)) = add_relu_constants(&xh, &gh, &bh, eps, dims, stats);
+    let then = Epilogue::AddRelu(&rh);
     let out = match BnAddReluBackward
         .prepare::<NoCheckpointing>([x.node, residual.node, gamma.node, beta.node])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
+            let y = bn_apply(&xh, &scale, &shift, c, h * w, then);
+            let y = device_tensor::<B, 4>(y, dims, &device);
             let state = SavedBnAddRelu {
                 bn: SavedBn {
                     x: Arc::new(xh),
@@ -389,7 +390,10 @@ fn bn_add_relu_autodiff<B: Backend>(
             };
             prep.finish(state, y)
         }
-        OpsKind::UnTracked(prep) => prep.finish(y),
+        // Untracked (the target network), nothing keeps x: y may go over it.
+        OpsKind::UnTracked(prep) => {
+            prep.finish(normalised::<B>(xh, &scale, &shift, dims, then, &device))
+        }
     };
     (
         Tensor::from_primitive(TensorPrimitive::Float(out)),
@@ -530,13 +534,29 @@ fn bn_plain<B: Backend>(
         )
     });
     let (scale, shift) = scale_shift(&mean, &inv, affine.as_ref().map(|(g, b)| (&g[..], &b[..])));
-    let y = bn_apply(&xh, &scale, &shift, c, h * w, Epilogue::relu_if(relu));
-    let y = Tensor::from_primitive(TensorPrimitive::Float(device_tensor::<B, 4>(
-        y,
-        [n, c, h, w],
-        &device,
-    )));
-    (y, mean, var)
+    let then = Epilogue::relu_if(relu);
+    let y = normalised::<B>(xh, &scale, &shift, [n, c, h, w], then, &device);
+    (Tensor::from_primitive(TensorPrimitive::Float(y)), mean, var)
+}
+
+/// `x` normalised by [`bn_apply`] without autodiff: written over `x` where nothing else
+/// holds it (no input is kept for a backward here), into a new map otherwise.
+fn normalised<B: Backend>(
+    x: HostBuf,
+    scale: &[f32],
+    shift: &[f32],
+    dims: [usize; 4],
+    then: Epilogue,
+    device: &B::Device,
+) -> burn::tensor::ops::FloatTensor<B> {
+    let [_, c, h, w] = dims;
+    match x.into_mut() {
+        Ok(mut x) => {
+            bn_apply_in_place(&mut x, scale, shift, c, h * w, then);
+            x.into_device::<B, 4>(dims, device)
+        }
+        Err(x) => device_tensor::<B, 4>(bn_apply(&x, scale, shift, c, h * w, then), dims, device),
+    }
 }
 
 /// Per-channel `(scale, shift)` of a forward pass.
@@ -663,6 +683,8 @@ fn bn_autodiff<B: Backend>(
     let xh = host::<B, 4>(x.primitive);
     let (mean, var) = BatchStats::or_compute(stats, &xh, dims);
     let inv = inv_std(&var, eps);
+    // Untracked (the target network), nothing keeps x: y may go over it.
+    let then = Epilogue::relu_if(relu);
     let saved =
         |gamma: Option<Arc<HostBuf>>, xh: HostBuf, scale: Vec<f32>, shift: Vec<f32>| SavedBn {
             x: Arc::new(xh),
@@ -678,30 +700,36 @@ fn bn_autodiff<B: Backend>(
             let gh = host::<B, 1>(g.primitive);
             let bh = host::<B, 1>(b.primitive);
             let (scale, shift) = scale_shift(&mean, &inv, Some((&gh, &bh)));
-            let y = bn_apply(&xh, &scale, &shift, c, h * w, Epilogue::relu_if(relu));
-            let y = device_tensor::<B, 4>(y, dims, &device);
             match BnAffineBackward
                 .prepare::<NoCheckpointing>([x.node, g.node, b.node])
                 .compute_bound()
                 .stateful()
             {
                 OpsKind::Tracked(prep) => {
+                    let y = bn_apply(&xh, &scale, &shift, c, h * w, then);
+                    let y = device_tensor::<B, 4>(y, dims, &device);
                     prep.finish(saved(Some(Arc::new(gh)), xh, scale, shift), y)
                 }
-                OpsKind::UnTracked(prep) => prep.finish(y),
+                OpsKind::UnTracked(prep) => {
+                    prep.finish(normalised::<B>(xh, &scale, &shift, dims, then, &device))
+                }
             }
         }
         None => {
             let (scale, shift) = scale_shift(&mean, &inv, None);
-            let y = bn_apply(&xh, &scale, &shift, c, h * w, Epilogue::relu_if(relu));
-            let y = device_tensor::<B, 4>(y, dims, &device);
             match BnPlainBackward
                 .prepare::<NoCheckpointing>([x.node])
                 .compute_bound()
                 .stateful()
             {
-                OpsKind::Tracked(prep) => prep.finish(saved(None, xh, scale, shift), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
+                OpsKind::Tracked(prep) => {
+                    let y = bn_apply(&xh, &scale, &shift, c, h * w, then);
+                    let y = device_tensor::<B, 4>(y, dims, &device);
+                    prep.finish(saved(None, xh, scale, shift), y)
+                }
+                OpsKind::UnTracked(prep) => {
+                    prep.finish(normalised::<B>(xh, &scale, &shift, dims, then, &device))
+                }
             }
         }
     };

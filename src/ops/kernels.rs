@@ -872,6 +872,35 @@ fn apply_plane_add_relu(y: &mut [MaybeUninit<f32>], x: &[f32], r: &[f32], a: f32
     )
 }
 
+/// [`apply_plane`] over `x` itself.
+fn apply_plane_in_place(x: &mut [f32], a: f32, b: f32, relu: bool) {
+    simd_dispatch!(|x: &mut [f32], a: f32, b: f32, relu: bool| -> () {
+        apply_plane_in_place_body(x, a, b, relu)
+    })
+}
+
+#[inline(always)]
+fn apply_plane_in_place_body(x: &mut [f32], a: f32, b: f32, relu: bool) {
+    if relu {
+        for v in x {
+            *v = norm_relu(*v, a, b);
+        }
+    } else {
+        for v in x {
+            *v = *v * a + b;
+        }
+    }
+}
+
+/// [`apply_plane_add_relu`] over `x` itself.
+fn apply_plane_add_relu_in_place(x: &mut [f32], r: &[f32], a: f32, b: f32) {
+    simd_dispatch!(|x: &mut [f32], r: &[f32], a: f32, b: f32| -> () {
+        for (v, t) in x.iter_mut().zip(r) {
+            *v = (*v * a + b + *t).max(0.0);
+        }
+    })
+}
+
 /// ReLU's backward from its output over one plane, in place: `g` kept where `y > 0`, `+0.0`
 /// elsewhere (the portable gate of [`gate_grad_sums`]).
 #[inline(always)]
@@ -1236,6 +1265,41 @@ pub(crate) fn bn_apply(
     unsafe { assume_init(y) }
 }
 
+/// [`bn_apply`] writing `y` over `x` itself (a map nothing needs once it is normalised: the
+/// target network's, which keeps nothing for a backward): no new map, and no read of fresh
+/// memory before each store. The same values, bit for bit.
+pub(crate) fn bn_apply_in_place(
+    x: &mut [f32],
+    scale: &[f32],
+    shift: &[f32],
+    c: usize,
+    hw: usize,
+    then: Epilogue,
+) {
+    if let Epilogue::AddRelu(r) = then {
+        assert_eq!(
+            x.len(),
+            r.len(),
+            "residual and BatchNorm input differ in size"
+        );
+    }
+    x.par_chunks_mut(c * hw).enumerate().for_each(|(n, x_n)| {
+        for ch in 0..c {
+            let p = ch * hw..(ch + 1) * hw;
+            let (a, b) = (scale[ch], shift[ch]);
+            let x_p = &mut x_n[p.clone()];
+            match then {
+                Epilogue::Nothing => apply_plane_in_place(x_p, a, b, false),
+                Epilogue::Relu => apply_plane_in_place(x_p, a, b, true),
+                Epilogue::AddRelu(r) => {
+                    let r_p = &r[n * c * hw + p.start..n * c * hw + p.end];
+                    apply_plane_add_relu_in_place(x_p, r_p, a, b)
+                }
+            }
+        }
+    });
+}
+
 /// One plane's `(Σ g·(x − mu), Σ g)` in a single pass over `x` and `dy` (8 lanes per sum, so
 /// it vectorises), where `g = dy`, or with `GATED` `dy` where `x·a + b > 0` and 0 elsewhere
 /// (the backward of a fused ReLU). A const parameter, so the ungated loop has no select.
@@ -1559,6 +1623,32 @@ mod tests {
                 "gated: {len}"
             );
         }
+    }
+
+    /// BatchNorm's normalisation gives the same bits into a new map and over its input,
+    /// with each epilogue.
+    #[test]
+    fn bn_apply_in_place_matches_a_new_map() {
+        let (n, c, hw) = (2, 3, 53);
+        let x: Vec<f32> = (0..n * c * hw)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let r: Vec<f32> = (0..n * c * hw)
+            .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
+            .collect();
+        let (scale, shift) = ([1.5, -0.5, 0.25], [0.1, 0.3, -0.2]);
+        for then in [Epilogue::Nothing, Epilogue::Relu, Epilogue::AddRelu(&r)] {
+            let want = bn_apply(&x, &scale, &shift, c, hw, then);
+            let mut got = x.clone();
+            bn_apply_in_place(&mut got, &scale, &shift, c, hw, then);
+            assert_eq!(got, want);
+            assert_ne!(got, x);
+        }
+        let (mut a, mut b) = (x.clone(), x.clone());
+        apply_plane_in_place(&mut a, 1.3, -0.2, true);
+        apply_plane_in_place_body(&mut b, 1.3, -0.2, true);
+        assert_eq!(a, b);
+        assert!(a.contains(&0.0));
     }
 
     /// BatchNorm + add + ReLU's backward gives the same bits with `dx` over `x` and in a new
