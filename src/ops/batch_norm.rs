@@ -314,19 +314,36 @@ fn dispatch_add_relu<B: Backend>(
     Err((x, residual, gamma, beta))
 }
 
-/// BatchNorm + add + ReLU's per-channel `(mean, var, inv_std, (scale, shift))`.
-fn add_relu_constants(
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f64,
-    dims: [usize; 4],
-    stats: Option<BatchStats>,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, (Vec<f32>, Vec<f32>)) {
-    let (mean, var) = BatchStats::or_compute(stats, x, dims);
-    let inv = inv_std(&var, eps);
-    let scale_shift = scale_shift(&mean, &inv, Some((gamma, beta)));
-    (mean, var, inv, scale_shift)
+/// BatchNorm + add + ReLU's per-channel constants.
+struct AddReluConstants {
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    inv_std: Vec<f32>,
+    /// `y = max(x·scale + shift + r, 0)`.
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+}
+
+impl AddReluConstants {
+    fn new(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f64,
+        dims: [usize; 4],
+        stats: Option<BatchStats>,
+    ) -> Self {
+        let (mean, var) = BatchStats::or_compute(stats, x, dims);
+        let inv_std = inv_std(&var, eps);
+        let (scale, shift) = scale_shift(&mean, &inv_std, Some((gamma, beta)));
+        Self {
+            mean,
+            var,
+            inv_std,
+            scale,
+            shift,
+        }
+    }
 }
 
 /// Fused BatchNorm + add + ReLU on a non-autodiff backend.
@@ -342,10 +359,14 @@ fn bn_add_relu_plain<B: Backend>(
     let device = x.device();
     let [xh, rh] = [x, residual].map(|t| host::<B, 4>(t.into_primitive().tensor()));
     let [gh, bh] = [gamma, beta].map(|t| host::<B, 1>(t.into_primitive().tensor()));
-    let (mean, var, _, (scale, shift)) = add_relu_constants(&xh, &gh, &bh, eps, dims, stats);
+    let k = AddReluConstants::new(&xh, &gh, &bh, eps, dims, stats);
     let then = Epilogue::AddRelu(&rh);
-    let y = normalised::<B>(xh, &scale, &shift, dims, then, &device);
-    (Tensor::from_primitive(TensorPrimitive::Float(y)), mean, var)
+    let y = normalised::<B>(xh, &k.scale, &k.shift, dims, then, &device);
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(y)),
+        k.mean,
+        k.var,
+    )
 }
 
 /// Fused BatchNorm + add + ReLU on `Autodiff<B>`, recording the explicit backward.
@@ -366,7 +387,13 @@ fn bn_add_relu_autodiff<B: Backend>(
     let gh = host::<B, 1>(gamma.primitive);
     let bh = host::<B, 1>(beta.primitive);
     let [_, c, h, w] = dims;
-    let (mean, var, inv, (scale, shift)) = add_relu_constants(&xh, &gh, &bh, eps, dims, stats);
+    let AddReluConstants {
+        mean,
+        var,
+        inv_std: inv,
+        scale,
+        shift,
+    } = AddReluConstants::new(&xh, &gh, &bh, eps, dims, stats);
     let then = Epilogue::AddRelu(&rh);
     let out = match BnAddReluBackward
         .prepare::<NoCheckpointing>([x.node, residual.node, gamma.node, beta.node])
