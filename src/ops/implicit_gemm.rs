@@ -162,15 +162,39 @@ fn pack_weight(w: &[f32], co: usize, k: usize) -> Vec<f32> {
 
 /// One implicit GEMM over a sample's planes: `Σ_k a[o][k] · planes[base(p) + off(k)]` for
 /// every output channel (lane) `o < lanes` and position `p`, with `a` packed by
-/// [`pack_weight`]; [`TapGemm::store`] or [`TapGemm::accumulate`] says where results go.
+/// [`pack_weight`]; [`TapGemm::store_channels`], [`TapGemm::store_scattered`] or
+/// [`TapGemm::accumulate`] says where results go. Built once per call and run once per
+/// sample (or group of samples).
 struct TapGemm<'a> {
     packed: &'a [f32],
     tap_offsets: &'a [u32],
     position_bases: &'a [u32],
     lanes: usize,
+    /// The furthest float any tap reads, `max(base) + max(offset)` (`None` without
+    /// positions or taps): worked out once here, not for every sample.
+    reach: Option<usize>,
 }
 
-impl TapGemm<'_> {
+impl<'a> TapGemm<'a> {
+    fn new(
+        packed: &'a [f32],
+        tap_offsets: &'a [u32],
+        position_bases: &'a [u32],
+        lanes: usize,
+    ) -> Self {
+        let max = |v: &[u32]| v.iter().max().map(|m| *m as usize);
+        let reach = max(position_bases)
+            .zip(max(tap_offsets))
+            .map(|(b, o)| b + o);
+        Self {
+            packed,
+            tap_offsets,
+            position_bases,
+            lanes,
+            reach,
+        }
+    }
+
     /// Checks that every tap lies inside `planes` and `packed` holds `K` rows per block, and
     /// returns `(K, positions, blocks)`, or `None` when there is nothing to compute. Every
     /// unsafe tile call relies on it.
@@ -179,12 +203,8 @@ impl TapGemm<'_> {
         let (k, p) = (self.tap_offsets.len(), self.position_bases.len());
         let blocks = self.lanes.div_ceil(NR);
         assert_eq!(self.packed.len(), blocks * k * NR, "packed weight size");
-        if p == 0 || k == 0 {
-            return None;
-        }
-        let max_base = *self.position_bases.iter().max().expect("p > 0") as usize;
-        let max_off = *self.tap_offsets.iter().max().expect("k > 0") as usize;
-        assert!(max_base + max_off < planes.len(), "tap outside the planes");
+        let reach = self.reach?;
+        assert!(reach < planes.len(), "tap outside the planes");
         Some((k, p, blocks))
     }
 
@@ -336,12 +356,7 @@ pub(crate) fn conv_forward_with_shortcut(
     let planes_len = layout.len(g.c);
     assert_offsets_fit(planes_len);
     let packed = pack_weight(w, co, k);
-    let gemm = TapGemm {
-        packed: &packed,
-        tap_offsets: &layout.tap_offsets,
-        position_bases: &layout.position_bases,
-        lanes: co,
-    };
+    let gemm = TapGemm::new(&packed, &layout.tap_offsets, &layout.position_bases, co);
     let co_s = shortcut.map_or(0, |s| s.co);
     let (short_packed, short_taps) = match shortcut {
         Some(s) => {
@@ -350,12 +365,7 @@ pub(crate) fn conv_forward_with_shortcut(
         }
         None => (Vec::new(), Vec::new()),
     };
-    let short = TapGemm {
-        packed: &short_packed,
-        tap_offsets: &short_taps,
-        position_bases: &layout.position_bases,
-        lanes: co_s,
-    };
+    let short = TapGemm::new(&short_packed, &short_taps, &layout.position_bases, co_s);
     // TapGemm::store writes every (channel, position) of the sample.
     conv_outputs(g.n, [co, co_s], p, moments, |n, [y_n, ys_n]| {
         with_scratch(planes_len, |planes| {
@@ -478,6 +488,10 @@ pub(crate) fn conv_backward_x_with_shortcut(
             });
         }
     }
+    let gemms: Vec<TapGemm> = phases
+        .iter()
+        .map(|ph| TapGemm::new(&ph.packed, &ph.tap_offsets, &ph.position_bases, g.c))
+        .collect();
     let x_len = g.c * g.h * g.w;
     let mut dx = uninit(g.n * x_len);
     dx.par_chunks_mut(x_len).enumerate().for_each(|(n, dx_n)| {
@@ -499,7 +513,7 @@ pub(crate) fn conv_backward_x_with_shortcut(
             for (src, dst) in sources.zip(planes.chunks_exact_mut(plane)) {
                 pad.fill(src, dst);
             }
-            for phase in &phases {
+            for (phase, gemm) in phases.iter().zip(&gemms) {
                 if phase.tap_offsets.is_empty() {
                     // No tap reaches these pixels (stride > kernel): their gradient is 0.
                     for c in 0..g.c {
@@ -509,12 +523,6 @@ pub(crate) fn conv_backward_x_with_shortcut(
                     }
                     continue;
                 }
-                let gemm = TapGemm {
-                    packed: &phase.packed,
-                    tap_offsets: &phase.tap_offsets,
-                    position_bases: &phase.position_bases,
-                    lanes: g.c,
-                };
                 if phase.every_pixel {
                     gemm.store_channels(planes, dx_n, g.h * g.w);
                 } else {
@@ -605,22 +613,18 @@ pub(crate) fn conv_backward_w_with_shortcut(
                 }
                 let planes = &planes[..len * planes_len];
                 transpose_group(dy, co, p, samples.clone(), dyt);
-                TapGemm {
-                    packed: &dyt[..blocks * rows * NR],
-                    tap_offsets: &bases[..rows],
-                    position_bases: &layout.tap_offsets,
-                    lanes: co,
-                }
+                TapGemm::new(
+                    &dyt[..blocks * rows * NR],
+                    &bases[..rows],
+                    &layout.tap_offsets,
+                    co,
+                )
                 .accumulate(planes, &mut acc, co_r);
                 if co_s > 0 {
                     transpose_group(dys, co_s, p, samples, dyst);
-                    TapGemm {
-                        packed: &dyst[..blocks_s * rows * NR],
-                        tap_offsets: &bases[..rows],
-                        position_bases: &short_taps,
-                        lanes: co_s,
-                    }
-                    .accumulate(planes, &mut acc_s, co_s_r);
+                    let packed = &dyst[..blocks_s * rows * NR];
+                    TapGemm::new(packed, &bases[..rows], &short_taps, co_s)
+                        .accumulate(planes, &mut acc_s, co_s_r);
                 }
             });
             (acc, acc_s)
