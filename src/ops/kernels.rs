@@ -951,17 +951,10 @@ unsafe fn grad_sums_avx2<const GATED: bool>(
     use std::arch::x86_64::*;
     let n = x.len().min(dy.len());
     let whole = n / 8 * 8;
-    let (mut acc_gx, mut acc_g) = ([0.0f32; 8], [0.0f32; 8]);
-    // SAFETY: every load lies below `whole ≤ n`, within both slices; the stores go to the
-    // two 8-float arrays.
-    unsafe {
-        let (vmu, va, vb, zero) = (
-            _mm256_set1_ps(mu),
-            _mm256_set1_ps(a),
-            _mm256_set1_ps(b),
-            _mm256_setzero_ps(),
-        );
-        let (mut sgx, mut sg) = (zero, zero);
+    // SAFETY: every load lies below `whole ≤ n`, within both slices.
+    let sums = unsafe {
+        let (va, vb, zero) = (_mm256_set1_ps(a), _mm256_set1_ps(b), _mm256_setzero_ps());
+        let mut sums = GradSumLanes::new(mu);
         for i in (0..whole).step_by(8) {
             let xv = _mm256_loadu_ps(x.as_ptr().add(i));
             let mut g = _mm256_loadu_ps(dy.as_ptr().add(i));
@@ -969,19 +962,73 @@ unsafe fn grad_sums_avx2<const GATED: bool>(
                 let pre = _mm256_add_ps(_mm256_mul_ps(xv, va), vb);
                 g = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(pre, zero));
             }
-            sgx = _mm256_add_ps(sgx, _mm256_mul_ps(g, _mm256_sub_ps(xv, vmu)));
-            sg = _mm256_add_ps(sg, g);
+            sums.add(g, xv);
         }
-        _mm256_storeu_ps(acc_gx.as_mut_ptr(), sgx);
-        _mm256_storeu_ps(acc_g.as_mut_ptr(), sg);
-    }
+        sums
+    };
     // Fewer than 8 left: the portable loop puts them all in its scalar tail, so its sums
     // are exactly that tail's.
-    let (tail_gx, tail_g) = plane_grad_sums::<GATED>(&x[whole..n], &dy[whole..n], mu, a, b);
-    (
-        acc_gx.iter().sum::<f32>() + tail_gx,
-        acc_g.iter().sum::<f32>() + tail_g,
-    )
+    sums.total(plane_grad_sums::<GATED>(
+        &x[whole..n],
+        &dy[whole..n],
+        mu,
+        a,
+        b,
+    ))
+}
+
+/// The 8-lane running sums `(Σ g·(x − mu), Σ g)` of [`grad_sums_avx2`] and
+/// [`gate_grad_sums_avx2`], in the lanes and order of [`plane_grad_sums`]'s.
+#[cfg(target_arch = "x86_64")]
+struct GradSumLanes {
+    mu: std::arch::x86_64::__m256,
+    gx: std::arch::x86_64::__m256,
+    g: std::arch::x86_64::__m256,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl GradSumLanes {
+    /// # Safety
+    /// The CPU must have AVX.
+    #[inline(always)]
+    unsafe fn new(mu: f32) -> Self {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's CPU has AVX.
+        unsafe {
+            let zero = _mm256_setzero_ps();
+            Self {
+                mu: _mm256_set1_ps(mu),
+                gx: zero,
+                g: zero,
+            }
+        }
+    }
+
+    /// Adds 8 gradients `g` at inputs `x`: a multiply then an add, no fused multiply-add.
+    ///
+    /// # Safety
+    /// The CPU must have AVX.
+    #[inline(always)]
+    unsafe fn add(&mut self, g: std::arch::x86_64::__m256, x: std::arch::x86_64::__m256) {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's CPU has AVX.
+        unsafe {
+            self.gx = _mm256_add_ps(self.gx, _mm256_mul_ps(g, _mm256_sub_ps(x, self.mu)));
+            self.g = _mm256_add_ps(self.g, g);
+        }
+    }
+
+    /// The lanes added in order, then the scalar tail's sums.
+    fn total(&self, (tail_gx, tail_g): (f32, f32)) -> (f32, f32) {
+        let lanes = |v: std::arch::x86_64::__m256| {
+            // SAFETY: a plain reinterpretation of 8 f32 lanes.
+            unsafe { std::mem::transmute::<std::arch::x86_64::__m256, [f32; 8]>(v) }
+        };
+        (
+            lanes(self.gx).iter().sum::<f32>() + tail_gx,
+            lanes(self.g).iter().sum::<f32>() + tail_g,
+        )
+    }
 }
 
 /// BatchNorm + add + ReLU's backward over one plane, its first pass: `g` (the output's
@@ -1016,29 +1063,25 @@ unsafe fn gate_grad_sums_avx2(g: &mut [f32], y: &[f32], x: &[f32], mu: f32) -> (
     use std::arch::x86_64::*;
     let n = g.len().min(y.len()).min(x.len());
     let whole = n / 8 * 8;
-    let (mut acc_gx, mut acc_g) = ([0.0f32; 8], [0.0f32; 8]);
-    // SAFETY: every load and store lies below `whole ≤ n`, within the three slices; the
-    // last two stores go to the two 8-float arrays.
-    unsafe {
-        let (vmu, zero) = (_mm256_set1_ps(mu), _mm256_setzero_ps());
-        let (mut sgx, mut sg) = (zero, zero);
+    // SAFETY: every load and store lies below `whole ≤ n`, within the three slices.
+    let sums = unsafe {
+        let zero = _mm256_setzero_ps();
+        let mut sums = GradSumLanes::new(mu);
         for i in (0..whole).step_by(8) {
             let open = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(y.as_ptr().add(i)), zero);
             let gv = _mm256_and_ps(_mm256_loadu_ps(g.as_ptr().add(i)), open);
             _mm256_storeu_ps(g.as_mut_ptr().add(i), gv);
-            let xv = _mm256_loadu_ps(x.as_ptr().add(i));
-            sgx = _mm256_add_ps(sgx, _mm256_mul_ps(gv, _mm256_sub_ps(xv, vmu)));
-            sg = _mm256_add_ps(sg, gv);
+            sums.add(gv, _mm256_loadu_ps(x.as_ptr().add(i)));
         }
-        _mm256_storeu_ps(acc_gx.as_mut_ptr(), sgx);
-        _mm256_storeu_ps(acc_g.as_mut_ptr(), sg);
-    }
+        sums
+    };
     // Fewer than 8 left: the portable loops put them all in their scalar tail.
-    let (tail_gx, tail_g) = gate_grad_sums_body(&mut g[whole..n], &y[whole..n], &x[whole..n], mu);
-    (
-        acc_gx.iter().sum::<f32>() + tail_gx,
-        acc_g.iter().sum::<f32>() + tail_g,
-    )
+    sums.total(gate_grad_sums_body(
+        &mut g[whole..n],
+        &y[whole..n],
+        &x[whole..n],
+        mu,
+    ))
 }
 
 /// The per-plane constants of BatchNorm's input gradient (see [`bn_backward_in_place`]).
