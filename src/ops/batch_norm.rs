@@ -467,7 +467,7 @@ impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
                 // nothing else holds it.
                 let x = std::mem::replace(&mut bn.x, Arc::new(HostBuf::Owned(Vec::new())));
                 let x = Arc::try_unwrap(x).map(HostBuf::into_mut);
-                let dx = match x {
+                let (dx, dg, db) = match x {
                     Ok(Ok(mut x)) => {
                         let (_, dg, db) =
                             bn_add_relu_backward(DxInto::X(&mut x), &mut g, &out, bn.bn_grad());
@@ -476,7 +476,6 @@ impl<B: Backend> Backward<B, 4> for BnAddReluBackward {
                     Ok(Err(x)) => fresh_dx::<B>(&x, &mut g, &out, &bn, &device),
                     Err(x) => fresh_dx::<B>(&x, &mut g, &out, &bn, &device),
                 };
-                let (dx, dg, db) = dx;
                 [
                     dx,
                     g.into_device::<B, 4>(dims, &device),
@@ -710,7 +709,6 @@ fn bn_autodiff<B: Backend>(
     let xh = host::<B, 4>(x.primitive);
     let (mean, var) = BatchStats::or_compute(stats, &xh, dims);
     let inv = inv_std(&var, eps);
-    // Untracked (the target network), nothing keeps x: y may go over it.
     let then = Epilogue::relu_if(relu);
     let saved =
         |gamma: Option<Arc<HostBuf>>, xh: HostBuf, scale: Vec<f32>, shift: Vec<f32>| SavedBn {
@@ -737,6 +735,7 @@ fn bn_autodiff<B: Backend>(
                     let y = device_tensor::<B, 4>(y, dims, &device);
                     prep.finish(saved(Some(Arc::new(gh)), xh, scale, shift), y)
                 }
+                // Untracked (the target network), nothing keeps x: y may go over it.
                 OpsKind::UnTracked(prep) => {
                     prep.finish(normalised::<B>(xh, &scale, &shift, dims, then, &device))
                 }

@@ -1434,10 +1434,16 @@ impl BnGrad<'_> {
         let table = per_plane(x.len() / len.max(1), self.c, |i, ch| {
             self.plane_sums(&x[i * len..(i + 1) * len], &dy[i * len..(i + 1) * len], ch)
         });
+        self.param_totals(&table)
+    }
+
+    /// `(dgamma, dbeta)` from an `[N][C]` table of every plane's `(Σ g·x̂, Σ g)`, added per
+    /// channel in f64 in sample order.
+    fn param_totals(&self, table: &[(f32, f32)]) -> (Vec<f32>, Vec<f32>) {
         let f32s = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect();
         (
-            f32s(channel_sums(&table, self.c, |(g_xhat, _)| g_xhat as f64)),
-            f32s(channel_sums(&table, self.c, |(_, g)| g as f64)),
+            f32s(channel_sums(table, self.c, |(g_xhat, _)| g_xhat as f64)),
+            f32s(channel_sums(table, self.c, |(_, g)| g as f64)),
         )
     }
 
@@ -1471,11 +1477,7 @@ impl BnGrad<'_> {
                     *t = (g_x * self.inv_std[ch], g_sum);
                 }
             });
-        let f32s = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect();
-        (
-            f32s(channel_sums(&table, self.c, |(g_xhat, _)| g_xhat as f64)),
-            f32s(channel_sums(&table, self.c, |(_, g)| g as f64)),
-        )
+        self.param_totals(&table)
     }
 
     /// Every channel's [`DxPlane`] of a map of `len` values.
