@@ -36,8 +36,8 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use super::kernels::{
-    ConvGeom, ConvOutput, NormRelu, add_into, assume_init, conv_outputs, uninit,
-    weight_from_tap_major, with_scratch,
+    ConvGeom, ConvOutput, NormRelu, add_into, assume_init, conv_outputs, sum_over_ranges,
+    sum_ranges, uninit, weight_from_tap_major, with_scratch,
 };
 use super::phase_planes::{PaddedRows, PhaseLayout};
 
@@ -594,44 +594,49 @@ pub(crate) fn conv_backward_w_with_shortcut(
         })
         .collect();
     let zeros = || (vec![0.0f32; k * co_r], vec![0.0f32; g.c * co_s_r]);
-    let (acc, acc_s) = (0..g.n.div_ceil(group))
-        .into_par_iter()
-        .fold(zeros, |(mut acc, mut acc_s), gi| {
-            let samples = gi * group..((gi + 1) * group).min(g.n);
-            let len = samples.len();
-            let rows = len * p;
-            with_scratch(group * per_sample, |buf| {
-                let (planes, rest) = buf.split_at_mut(group * planes_len);
-                let (dyt, dyst) = rest.split_at_mut(group * co_r * p);
-                for (s, n) in samples.clone().enumerate() {
-                    layout.fill(
-                        &x[n * x_len..(n + 1) * x_len],
-                        g,
-                        &mut planes[s * planes_len..(s + 1) * planes_len],
-                        norm,
-                    );
-                }
-                let planes = &planes[..len * planes_len];
-                transpose_group(dy, co, p, samples.clone(), dyt);
-                TapGemm::new(
-                    &dyt[..blocks * rows * NR],
-                    &bases[..rows],
-                    &layout.tap_offsets,
-                    co,
-                )
-                .accumulate(planes, &mut acc, co_r);
-                if co_s > 0 {
-                    transpose_group(dys, co_s, p, samples, dyst);
-                    let packed = &dyst[..blocks_s * rows * NR];
-                    TapGemm::new(packed, &bases[..rows], &short_taps, co_s)
-                        .accumulate(planes, &mut acc_s, co_s_r);
-                }
-            });
-            (acc, acc_s)
-        })
-        .reduce(zeros, |(a, a_s), (b, b_s)| {
-            (add_into(a, b), add_into(a_s, b_s))
+    // As many groups in every range of `sum_over_ranges`, their sizes within one sample of
+    // each other: with a ragged last group, or one range a group longer, the other threads
+    // wait for it at the end.
+    let ranges = sum_ranges();
+    let groups = (g.n.div_ceil(group).div_ceil(ranges) * ranges).min(g.n.max(1));
+    let run_group = |(acc, acc_s): &mut (Vec<f32>, Vec<f32>), gi: usize| {
+        let samples = gi * g.n / groups..(gi + 1) * g.n / groups;
+        let len = samples.len();
+        let rows = len * p;
+        with_scratch(group * per_sample, |buf| {
+            let (planes, rest) = buf.split_at_mut(group * planes_len);
+            let (dyt, dyst) = rest.split_at_mut(group * co_r * p);
+            for (s, n) in samples.clone().enumerate() {
+                layout.fill(
+                    &x[n * x_len..(n + 1) * x_len],
+                    g,
+                    &mut planes[s * planes_len..(s + 1) * planes_len],
+                    norm,
+                );
+            }
+            let planes = &planes[..len * planes_len];
+            transpose_group(dy, co, p, samples.clone(), dyt);
+            TapGemm::new(
+                &dyt[..blocks * rows * NR],
+                &bases[..rows],
+                &layout.tap_offsets,
+                co,
+            )
+            .accumulate(planes, acc, co_r);
+            if co_s > 0 {
+                transpose_group(dys, co_s, p, samples, dyst);
+                let packed = &dyst[..blocks_s * rows * NR];
+                TapGemm::new(packed, &bases[..rows], &short_taps, co_s)
+                    .accumulate(planes, acc_s, co_s_r);
+            }
         });
+    };
+    let (acc, acc_s) = sum_over_ranges(
+        groups,
+        zeros,
+        |acc, range| range.for_each(|gi| run_group(acc, gi)),
+        |(a, a_s), (b, b_s)| (add_into(a, b), add_into(a_s, b_s)),
+    );
     (
         weight_from_tap_major(&acc, co_r, co, k),
         weight_from_tap_major(&acc_s, co_s_r, co_s, g.c),

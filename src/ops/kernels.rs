@@ -643,28 +643,61 @@ pub(crate) fn conv_backward_w(
 pub(crate) fn conv_backward_w_im2col(x: &[f32], dy: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let x_len = g.c * g.h * g.w;
-    let dw_t = (0..g.n)
-        .into_par_iter()
-        .fold(
-            || (vec![0.0f32; k * co], false),
-            |(mut acc, started), n| {
+    let dw_t = sum_over_ranges(
+        g.n,
+        || vec![0.0f32; k * co],
+        |acc, samples| {
+            let first = samples.start;
+            for n in samples {
                 let x_n = &x[n * x_len..(n + 1) * x_len];
                 let dy_n = &dy[n * co * p..(n + 1) * co * p];
-                // [K,P] · [P,CO]: dy read transposed through strides (it is the small one).
+                // [K,P] · [P,CO]: dy read transposed through strides (it is the small one);
+                // the range's first sample overwrites the accumulator, the others add to it.
+                let add = n != first;
                 if g.is_pointwise() {
-                    sgemm(k, co, p, &mut acc, started, x_n, (p, 1), dy_n, (1, p));
+                    sgemm(k, co, p, acc, add, x_n, (p, 1), dy_n, (1, p));
                 } else {
                     with_scratch(k * p, |cols| {
                         im2col_sample(x_n, g, cols);
-                        sgemm(k, co, p, &mut acc, started, cols, (p, 1), dy_n, (1, p));
+                        sgemm(k, co, p, acc, add, cols, (p, 1), dy_n, (1, p));
                     });
                 }
-                (acc, true)
-            },
-        )
-        .map(|(acc, _)| acc)
-        .reduce(|| vec![0.0f32; k * co], add_into);
+            }
+        },
+        add_into,
+    );
     weight_from_tap_major(&dw_t, co, co, k)
+}
+
+/// How many ranges [`sum_over_ranges`] cuts its work into: two per thread of the pool, so a
+/// thread that falls behind (a core taken by the camera pipeline, say) can hand one on.
+pub(super) fn sum_ranges() -> usize {
+    rayon::current_num_threads().max(1) * 2
+}
+
+/// `work(acc, range)` over `0..n` cut into [`sum_ranges`] contiguous ranges (fewer if `n` is
+/// smaller), each with its own accumulator from `init`, then the accumulators summed by `add`.
+///
+/// Why not rayon's `fold` + `reduce`: they start an accumulator for every piece rayon splits
+/// off and for every reduce (counted: 32 per weight-gradient call on 2 threads, each a zeroed
+/// `[K, CO]` sum, 590 KiB for the 7x7 layers, that the reduce then reads back). In-process,
+/// alternating, the 7x7 weight gradient ran 3.5-4 % faster this way.
+pub(super) fn sum_over_ranges<A: Send>(
+    n: usize,
+    init: impl Fn() -> A + Sync,
+    work: impl Fn(&mut A, std::ops::Range<usize>) + Sync,
+    add: impl Fn(A, A) -> A,
+) -> A {
+    let ranges = sum_ranges().min(n.max(1));
+    let sums: Vec<A> = (0..ranges)
+        .into_par_iter()
+        .map(|i| {
+            let mut acc = init();
+            work(&mut acc, i * n / ranges..(i + 1) * n / ranges);
+            acc
+        })
+        .collect();
+    sums.into_iter().reduce(add).unwrap_or_else(init)
 }
 
 /// `a += b`, returning `a`: the reduce step of per-task weight-gradient accumulators.
@@ -1672,6 +1705,34 @@ mod tests {
 
     /// BatchNorm's normalisation gives the same bits into a new map and over its input,
     /// with each epilogue.
+    /// Every index reaches `work` exactly once, in contiguous ranges, whatever `n` is against
+    /// the number of ranges, and every range's accumulator is in the sum.
+    #[test]
+    fn sum_over_ranges_visits_every_index_once() {
+        for n in [0, 1, 2, 3, 5, 17, 100] {
+            let (count, total) = sum_over_ranges(
+                n,
+                || (vec![0u32; n], 0u64),
+                |(seen, total), range| {
+                    for i in range {
+                        seen[i] += 1;
+                        *total += i as u64;
+                    }
+                },
+                |(mut a, ta), (b, tb)| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    (a, ta + tb)
+                },
+            );
+            assert!(count.iter().all(|c| *c == 1), "n = {n}: {count:?}");
+            assert_eq!(
+                total,
+                (n as u64) * (n as u64).saturating_sub(1) / 2,
+                "n = {n}"
+            );
+        }
+    }
+
     #[test]
     fn bn_apply_in_place_matches_a_new_map() {
         let (n, c, hw) = (2, 3, 53);
