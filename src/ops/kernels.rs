@@ -1318,24 +1318,14 @@ pub(crate) fn bn_apply(
         );
     }
     let mut y = uninit(x.len());
-    y.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw))
-        .enumerate()
-        .for_each(|(n, (y_n, x_n))| {
-            for ch in 0..c {
-                let p = ch * hw..(ch + 1) * hw;
-                let (y_p, x_p) = (&mut y_n[p.clone()], &x_n[p.clone()]);
-                let (a, b) = (scale[ch], shift[ch]);
-                match then {
-                    Epilogue::Nothing => apply_plane(y_p, x_p, a, b, false),
-                    Epilogue::Relu => apply_plane(y_p, x_p, a, b, true),
-                    Epilogue::AddRelu(r) => {
-                        let r_p = &r[n * c * hw + p.start..n * c * hw + p.end];
-                        apply_plane_add_relu(y_p, x_p, r_p, a, b)
-                    }
-                }
-            }
-        });
+    for_each_plane(&mut y, c, hw, |at, ch, y_p| {
+        let (x_p, a, b) = (&x[at.clone()], scale[ch], shift[ch]);
+        match then {
+            Epilogue::Nothing => apply_plane(y_p, x_p, a, b, false),
+            Epilogue::Relu => apply_plane(y_p, x_p, a, b, true),
+            Epilogue::AddRelu(r) => apply_plane_add_relu(y_p, x_p, &r[at], a, b),
+        }
+    });
     // SAFETY: the chunks cover y (same length as x) and every element was written.
     unsafe { assume_init(y) }
 }
@@ -1358,21 +1348,32 @@ pub(crate) fn bn_apply_in_place(
             "residual and BatchNorm input differ in size"
         );
     }
-    x.par_chunks_mut(c * hw).enumerate().for_each(|(n, x_n)| {
-        for ch in 0..c {
-            let p = ch * hw..(ch + 1) * hw;
-            let (a, b) = (scale[ch], shift[ch]);
-            let x_p = &mut x_n[p.clone()];
-            match then {
-                Epilogue::Nothing => apply_plane_in_place(x_p, a, b, false),
-                Epilogue::Relu => apply_plane_in_place(x_p, a, b, true),
-                Epilogue::AddRelu(r) => {
-                    let r_p = &r[n * c * hw + p.start..n * c * hw + p.end];
-                    apply_plane_add_relu_in_place(x_p, r_p, a, b)
-                }
-            }
+    for_each_plane(x, c, hw, |at, ch, x_p| {
+        let (a, b) = (scale[ch], shift[ch]);
+        match then {
+            Epilogue::Nothing => apply_plane_in_place(x_p, a, b, false),
+            Epilogue::Relu => apply_plane_in_place(x_p, a, b, true),
+            Epilogue::AddRelu(r) => apply_plane_add_relu_in_place(x_p, &r[at], a, b),
         }
     });
+}
+
+/// Calls `f(at, ch, plane)` for every `HW`-long plane of `out` (`[N, C, HW]`), one sample per
+/// task: `at` is the plane's range, the same in any map of that shape, and `ch` its channel.
+fn for_each_plane<T: Send>(
+    out: &mut [T],
+    c: usize,
+    hw: usize,
+    f: impl Fn(std::ops::Range<usize>, usize, &mut [T]) + Sync,
+) {
+    out.par_chunks_mut(c * hw)
+        .enumerate()
+        .for_each(|(n, out_n)| {
+            for (ch, plane) in out_n.chunks_exact_mut(hw).enumerate() {
+                let at = (n * c + ch) * hw;
+                f(at..at + hw, ch, plane);
+            }
+        });
 }
 
 /// One plane's `(Σ g·(x − mu), Σ g)` in a single pass over `x` and `dy` (8 lanes per sum, so
@@ -1566,26 +1567,16 @@ pub(crate) fn bn_add_relu_backward(
     let g: &[f32] = g;
     let dx = match x {
         DxInto::X(x) => {
-            x.par_chunks_mut(c * hw)
-                .zip(g.par_chunks(c * hw))
-                .for_each(|(x_n, g_n)| {
-                    for (ch, plane) in planes.iter().enumerate() {
-                        let r = ch * hw..(ch + 1) * hw;
-                        dx_plane_over_x(&mut x_n[r.clone()], &g_n[r], *plane);
-                    }
-                });
+            for_each_plane(x, c, hw, |at, ch, x_p| {
+                dx_plane_over_x(x_p, &g[at], planes[ch])
+            });
             Vec::new()
         }
         DxInto::New(x) => {
             let mut dx = uninit(x.len());
-            dx.par_chunks_mut(c * hw)
-                .zip(x.par_chunks(c * hw).zip(g.par_chunks(c * hw)))
-                .for_each(|(dx_n, (x_n, g_n))| {
-                    for (ch, plane) in planes.iter().enumerate() {
-                        let r = ch * hw..(ch + 1) * hw;
-                        dx_plane(&mut dx_n[r.clone()], &x_n[r.clone()], &g_n[r], *plane);
-                    }
-                });
+            for_each_plane(&mut dx, c, hw, |at, ch, dx_p| {
+                dx_plane(dx_p, &x[at.clone()], &g[at], planes[ch])
+            });
             // SAFETY: the chunks cover dx (same length as x) and every element was written.
             unsafe { assume_init(dx) }
         }
@@ -1605,14 +1596,9 @@ pub(crate) fn bn_backward_in_place(x: &[f32], dy: &mut [f32], bn: BnGrad) -> (Ve
     );
     let (dgamma, dbeta, planes) = bn.constants(x, dy);
     let (c, hw) = (bn.c, bn.hw);
-    dy.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw))
-        .for_each(|(dy_n, x_n)| {
-            for (ch, plane) in planes.iter().enumerate() {
-                let r = ch * hw..(ch + 1) * hw;
-                dx_plane_in_place(&mut dy_n[r.clone()], &x_n[r], *plane);
-            }
-        });
+    for_each_plane(dy, c, hw, |at, ch, dy_p| {
+        dx_plane_in_place(dy_p, &x[at], planes[ch])
+    });
     (dgamma, dbeta)
 }
 
