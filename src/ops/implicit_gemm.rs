@@ -399,7 +399,7 @@ struct InputGradPhase {
 /// calling thread while the pool waits, on a weight that is cold by then, so it reads the
 /// weight once per phase in its own order and packs it in place: gathered through a
 /// `[C][CO·M·N]` copy and then packed, it took 1.2–1.9 ms of a batch-64 DirectPred step (timed
-/// in the step, 3 runs), 0.6–0.8 ms this way.
+/// in the step, 9 alternating runs), 0.6–0.8 ms this way.
 struct InputGradPlan {
     /// Rows and columns of padding on each side of `dy`.
     pad_h: usize,
