@@ -503,6 +503,19 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
     conv_backward_x_with_shortcut(dy, w, co, g, None)
 }
 
+/// [`conv_backward_x`] added into `acc` (`[N, C, H, W]`, another gradient of the same input):
+/// each sample's `dx` is computed into scratch and added while it is in cache, so no `dx`
+/// map is written and read back.
+pub(crate) fn conv_backward_x_into(
+    dy: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    acc: &mut [f32],
+) {
+    input_gradient(dy, w, co, g, None, Some(acc));
+}
+
 /// [`conv_backward_x`] of a convolution and its [`Shortcut`] together (`dys` the shortcut's
 /// output gradient `[N, CO_S, HO, WO]`): `dx` is the sum of both input gradients. The
 /// shortcut's gradient planes sit after the main ones in the same buffer and its `CO_S` taps
@@ -514,6 +527,19 @@ pub(crate) fn conv_backward_x_with_shortcut(
     g: &ConvGeom,
     shortcut: Option<(Shortcut, &[f32])>,
 ) -> Vec<f32> {
+    input_gradient(dy, w, co, g, shortcut, None).expect("no accumulator given: dx is returned")
+}
+
+/// The input gradient of [`conv_backward_x_with_shortcut`], returned as a new map, or with
+/// `into` added into that map (and `None` returned).
+fn input_gradient(
+    dy: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    shortcut: Option<(Shortcut, &[f32])>,
+    into: Option<&mut [f32]>,
+) -> Option<Vec<f32>> {
     let (k, p) = (g.k(), g.p());
     assert_eq!(w.len(), co * k, "conv weight is not [CO, K]");
     assert_eq!(
@@ -544,47 +570,73 @@ pub(crate) fn conv_backward_x_with_shortcut(
         .map(|ph| TapGemm::new(&ph.packed, &ph.tap_offsets, &ph.position_bases, g.c))
         .collect();
     let x_len = g.c * g.h * g.w;
-    let mut dx = uninit(g.n * x_len);
-    dx.par_chunks_mut(x_len).enumerate().for_each(|(n, dx_n)| {
-        with_scratch(planes_len, |planes| {
-            // Output rows/columns past these only ever saw padding (PH ≥ KH): no pixel
-            // reads them.
-            let (rows, cols) = (g.ho.min(hd - pad_h), g.wo.min(wd - pad_w));
-            let dy_n = &dy[n * co * p..(n + 1) * co * p];
-            let dys_n = shortcut.map_or(&[][..], |(_, dys)| &dys[n * co_s * p..(n + 1) * co_s * p]);
-            let pad = PaddedRows {
-                rows,
-                cols,
-                src_width: g.wo,
-                top: pad_h,
-                left: pad_w,
-                width: wd,
-            };
-            let sources = dy_n.chunks_exact(p).chain(dys_n.chunks_exact(p));
-            for (src, dst) in sources.zip(planes.chunks_exact_mut(plane)) {
-                pad.fill(src, dst);
-            }
-            for (phase, gemm) in phases.iter().zip(&gemms) {
-                if phase.tap_offsets.is_empty() {
-                    // No tap reaches these pixels (stride > kernel): their gradient is 0.
-                    for c in 0..g.c {
-                        for &d in &phase.position_dst {
-                            dx_n[c * g.h * g.w + d as usize].write(0.0);
-                        }
+    // One sample: dy's padded planes, then every phase's GEMM into dx_n. The phases
+    // partition the pixels of a sample; each writes all of its own, on every channel.
+    let sample = |n: usize, planes: &mut [f32], dx_n: &mut [MaybeUninit<f32>]| {
+        // Output rows/columns past these only ever saw padding (PH ≥ KH): no pixel
+        // reads them.
+        let (rows, cols) = (g.ho.min(hd - pad_h), g.wo.min(wd - pad_w));
+        let dy_n = &dy[n * co * p..(n + 1) * co * p];
+        let dys_n = shortcut.map_or(&[][..], |(_, dys)| &dys[n * co_s * p..(n + 1) * co_s * p]);
+        let pad = PaddedRows {
+            rows,
+            cols,
+            src_width: g.wo,
+            top: pad_h,
+            left: pad_w,
+            width: wd,
+        };
+        let sources = dy_n.chunks_exact(p).chain(dys_n.chunks_exact(p));
+        for (src, dst) in sources.zip(planes.chunks_exact_mut(plane)) {
+            pad.fill(src, dst);
+        }
+        for (phase, gemm) in phases.iter().zip(&gemms) {
+            if phase.tap_offsets.is_empty() {
+                // No tap reaches these pixels (stride > kernel): their gradient is 0.
+                for c in 0..g.c {
+                    for &d in &phase.position_dst {
+                        dx_n[c * g.h * g.w + d as usize].write(0.0);
                     }
-                    continue;
                 }
-                if phase.every_pixel {
-                    gemm.store_channels(planes, dx_n, g.h * g.w);
-                } else {
-                    gemm.store_scattered(planes, dx_n, g.h * g.w, &phase.position_dst);
-                }
+                continue;
             }
-        });
-    });
-    // SAFETY: the phases partition the pixels of a sample; each wrote all of its own, on
-    // every channel.
-    unsafe { assume_init(dx) }
+            if phase.every_pixel {
+                gemm.store_channels(planes, dx_n, g.h * g.w);
+            } else {
+                gemm.store_scattered(planes, dx_n, g.h * g.w, &phase.position_dst);
+            }
+        }
+    };
+    match into {
+        None => {
+            let mut dx = uninit(g.n * x_len);
+            dx.par_chunks_mut(x_len)
+                .enumerate()
+                .for_each(|(n, dx_n)| with_scratch(planes_len, |planes| sample(n, planes, dx_n)));
+            // SAFETY: `sample` wrote every element of every dx_n.
+            Some(unsafe { assume_init(dx) })
+        }
+        Some(acc) => {
+            assert_eq!(acc.len(), g.n * x_len, "input gradient accumulator size");
+            acc.par_chunks_mut(x_len)
+                .enumerate()
+                .for_each(|(n, acc_n)| {
+                    with_scratch(planes_len + x_len, |buf| {
+                        let (planes, dx_n) = buf.split_at_mut(planes_len);
+                        // SAFETY: MaybeUninit<f32> has f32's layout, and only initialised
+                        // values are written through it.
+                        let dx_n = unsafe { &mut *(dx_n as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                        sample(n, planes, dx_n);
+                        // SAFETY: `sample` wrote every element of dx_n.
+                        let dx_n = unsafe { &*(dx_n as *const [MaybeUninit<f32>] as *const [f32]) };
+                        for (a, d) in acc_n.iter_mut().zip(dx_n) {
+                            *a += *d;
+                        }
+                    })
+                });
+            None
+        }
+    }
 }
 
 /// Weight gradient `dw[o, k] = Σ_n Σ_p dy[n][o, p] · x[n][base_p + off_k]`, returns `[CO, K]`.
@@ -1124,6 +1176,32 @@ mod tests {
             |i, g, co| conv_backward_x(&output_grad(i, g, co), &weight(i, g, co), co, g),
             |i, g, co| conv_backward_x_im2col(&output_grad(i, g, co), &weight(i, g, co), co, g),
         );
+    }
+
+    /// The input gradient added into a gradient already there is that gradient plus the
+    /// input gradient, bit for bit (the sum autodiff would take), on the implicit GEMM and
+    /// on the im2col path alike (cases where the implicit one does not pay off included).
+    #[test]
+    fn input_gradient_into_adds_exactly() {
+        let extra = [
+            ([2, 3, 9, 8], [1, 1], [3, 2], [0, 0], 18),
+            ([1, 2, 6, 6], [2, 2], [1, 1], [3, 2], 4),
+        ];
+        for (i, &(xd, kd, s, pad, co)) in CASES.iter().chain(&extra).enumerate() {
+            let g = ConvGeom::new(xd, kd, s, pad);
+            let (dy, w) = (output_grad(i, &g, co), weight(i, &g, co));
+            let earlier = data(g.n * g.c * g.h * g.w, 11 * i + 2);
+            let dx = super::super::kernels::conv_backward_x(&dy, &w, co, &g);
+            let mut acc = earlier.clone();
+            super::super::kernels::conv_backward_x_into(&dy, &w, co, &g, &mut acc);
+            for (j, ((a, e), d)) in acc.iter().zip(&earlier).zip(&dx).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    (e + d).to_bits(),
+                    "case {i} ({g:?}, co {co}), element {j}"
+                );
+            }
+        }
     }
 
     /// The cases whose 1x1 stride-matched shortcut can share the planes, with that

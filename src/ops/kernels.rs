@@ -557,6 +557,28 @@ pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) ->
     conv_backward_x_im2col(dy, w, co, g)
 }
 
+/// [`conv_backward_x`] added into `acc` (`[N, C, H, W]`, a gradient of the same input that
+/// is already there): on the implicit GEMM each sample's `dx` is added while in cache; the
+/// im2col path adds the finished map, on the pool. Either way the sum is `acc + dx`, the bits
+/// autodiff's own sum of the two gradients gives.
+pub(crate) fn conv_backward_x_into(
+    dy: &[f32],
+    w: &[f32],
+    co: usize,
+    g: &ConvGeom,
+    acc: &mut [f32],
+) {
+    if super::implicit_gemm::available() && super::implicit_gemm::pays_off_input_grad(co, g) {
+        return super::implicit_gemm::conv_backward_x_into(dy, w, co, g, acc);
+    }
+    let dx = conv_backward_x_im2col(dy, w, co, g);
+    assert_eq!(acc.len(), dx.len(), "input gradient accumulator size");
+    let x_len = (g.c * g.h * g.w).max(1);
+    acc.par_chunks_mut(x_len)
+        .zip(dx.par_chunks(x_len))
+        .for_each(|(a, d)| a.iter_mut().zip(d).for_each(|(a, d)| *a += *d));
+}
+
 /// [`conv_backward_x`] through `gemm` (and col2im where the flipped form does not apply).
 pub(crate) fn conv_backward_x_im2col(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
     if g.is_same_size_stride1() && !g.is_pointwise() {
