@@ -556,16 +556,10 @@ fn input_gradient(
         );
         s.co
     });
-    let InputGradPlan {
-        pad_h,
-        pad_w,
-        hd,
-        wd,
-        plane,
-        phases,
-    } = InputGradPlan::new(w, co, g, shortcut.map(|(s, _)| s));
-    let planes_len = (co + co_s) * plane;
-    let gemms: Vec<TapGemm> = phases
+    let plan = InputGradPlan::new(w, co, g, shortcut.map(|(s, _)| s));
+    let planes_len = (co + co_s) * plan.plane;
+    let gemms: Vec<TapGemm> = plan
+        .phases
         .iter()
         .map(|ph| TapGemm::new(&ph.packed, &ph.tap_offsets, &ph.position_bases, g.c))
         .collect();
@@ -575,22 +569,25 @@ fn input_gradient(
     let sample = |n: usize, planes: &mut [f32], dx_n: &mut [MaybeUninit<f32>]| {
         // Output rows/columns past these only ever saw padding (PH ≥ KH): no pixel
         // reads them.
-        let (rows, cols) = (g.ho.min(hd - pad_h), g.wo.min(wd - pad_w));
+        let (rows, cols) = (
+            g.ho.min(plan.hd - plan.pad_h),
+            g.wo.min(plan.wd - plan.pad_w),
+        );
         let dy_n = &dy[n * co * p..(n + 1) * co * p];
         let dys_n = shortcut.map_or(&[][..], |(_, dys)| &dys[n * co_s * p..(n + 1) * co_s * p]);
         let pad = PaddedRows {
             rows,
             cols,
             src_width: g.wo,
-            top: pad_h,
-            left: pad_w,
-            width: wd,
+            top: plan.pad_h,
+            left: plan.pad_w,
+            width: plan.wd,
         };
         let sources = dy_n.chunks_exact(p).chain(dys_n.chunks_exact(p));
-        for (src, dst) in sources.zip(planes.chunks_exact_mut(plane)) {
+        for (src, dst) in sources.zip(planes.chunks_exact_mut(plan.plane)) {
             pad.fill(src, dst);
         }
-        for (phase, gemm) in phases.iter().zip(&gemms) {
+        for (phase, gemm) in plan.phases.iter().zip(&gemms) {
             if phase.tap_offsets.is_empty() {
                 // No tap reaches these pixels (stride > kernel): their gradient is 0.
                 for c in 0..g.c {
