@@ -459,6 +459,70 @@ mod tests {
             .collect()
     }
 
+    /// Every phase plane [`PhaseLayout::fill`] writes holds exactly the padded, normalised
+    /// source value (or zero): through the vector row moves at stride 1 and 2, and through
+    /// the fallback where rows are too short for them.
+    #[test]
+    fn fill_matches_padded_source() {
+        /// `([n, c, h, w], [kh, kw], [sh, sw], [ph, pw])`.
+        type Case = ([usize; 4], [usize; 2], [usize; 2], [usize; 2]);
+        let cases: &[Case] = &[
+            ([2, 3, 28, 28], [3, 3], [2, 2], [1, 1]),
+            ([1, 4, 14, 14], [3, 3], [2, 2], [1, 1]),
+            ([1, 2, 20, 37], [3, 3], [2, 2], [1, 1]),
+            ([1, 3, 9, 7], [3, 3], [2, 2], [1, 1]),
+            ([1, 2, 12, 13], [3, 2], [2, 3], [2, 0]),
+            ([1, 2, 10, 10], [1, 1], [2, 2], [0, 0]),
+            ([1, 3, 28, 28], [3, 3], [1, 1], [1, 1]),
+            ([1, 2, 8, 8], [7, 7], [2, 2], [3, 3]),
+        ];
+        for &(xd, kd, sd, pd) in cases {
+            let g = ConvGeom::new(xd, kd, sd, pd);
+            let layout = PhaseLayout::new(&g);
+            let x = data(g.c * g.h * g.w, g.h + g.c);
+            let scale: Vec<f32> = (0..g.c).map(|c| 0.5 + c as f32).collect();
+            let shift: Vec<f32> = (0..g.c).map(|c| 0.25 - 0.5 * c as f32).collect();
+            for norm in [
+                None,
+                Some(NormRelu {
+                    scale: &scale,
+                    shift: &shift,
+                }),
+            ] {
+                let mut planes = vec![f32::NAN; layout.len(g.c)];
+                layout.fill(&x, &g, &mut planes, norm);
+                let plane = layout.hp * layout.wp;
+                for c in 0..g.c {
+                    for (a, b) in (0..layout.nph).flat_map(|a| (0..layout.npw).map(move |b| (a, b)))
+                    {
+                        for u in 0..layout.hp {
+                            for v in 0..layout.wp {
+                                let (r, q) = (u * g.sh + a, v * g.sw + b);
+                                let inside = (g.ph..g.ph + g.h).contains(&r)
+                                    && (g.pw..g.pw + g.w).contains(&q);
+                                let want = if inside {
+                                    let v = x[(c * g.h + r - g.ph) * g.w + q - g.pw];
+                                    norm.map_or(v, |_| norm_relu(v, scale[c], shift[c]))
+                                } else {
+                                    0.0
+                                };
+                                let at = ((c * layout.nph + a) * layout.npw + b) * plane
+                                    + u * layout.wp
+                                    + v;
+                                assert_eq!(
+                                    planes[at].to_bits(),
+                                    want.to_bits(),
+                                    "{g:?}, norm {}, channel {c}, phase ({a}, {b}), ({u}, {v})",
+                                    norm.is_some()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The vector row moves of the plane fill match plain loops on every length (short rows
     /// in 1/2/4-float pieces, whole vectors, overlapping last vectors), stride and shortest
     /// legal source.
