@@ -17,6 +17,9 @@
 //!   the whole `K` sum: per tap, two vector loads of weights, six broadcasts of inputs, twelve
 //!   FMAs, then the tile is transposed in registers and stored into the NCHW output.
 //!
+//! While a sample's tiles run they ask, a few cache lines per tile, for the next sample's
+//! input ([`Prefetch`]): the next plane fill then reads it from L2 rather than memory.
+//!
 //! Positions are the output's own (no garbage columns, unlike the shifted-row trick), so
 //! 7x7 maps waste nothing; only a tail of fewer than 6 positions is computed on repeated
 //! positions and not stored.
@@ -217,15 +220,22 @@ impl<'a> TapGemm<'a> {
     /// Runs every 6x16 tile and hands it to `emit(block, first position, positions, tile)`.
     /// Panics (before any unsafe read) if a tap could fall outside `planes` or `packed`
     /// does not hold `K` rows per block.
-    fn tiles(&self, planes: &[f32], mut emit: impl FnMut(usize, usize, usize, &[[f32; NR]; MR])) {
+    fn tiles(
+        &self,
+        planes: &[f32],
+        mut prefetch: Prefetch,
+        mut emit: impl FnMut(usize, usize, usize, &[[f32; NR]; MR]),
+    ) {
         let Some((k, p, blocks)) = self.checked(planes) else {
             return;
         };
+        prefetch.spread_over(blocks * p.div_ceil(MR));
         // Overwritten whole by every tile (zeroed here once, not per tile).
         let mut tile = [[0.0f32; NR]; MR];
         for blk in 0..blocks {
             let a = &self.packed[blk * k * NR..(blk + 1) * k * NR];
             for p0 in (0..p).step_by(MR) {
+                prefetch.step();
                 let rows = MR.min(p - p0);
                 let bases = self.bases(p0, rows);
                 // SAFETY: AVX2 and FMA are present and every base + tap offset lies inside
@@ -249,10 +259,17 @@ impl<'a> TapGemm<'a> {
     /// lanes) is transposed in registers and stored as 4 + 2 consecutive floats per channel
     /// (perf: the scalar stores were ~3.6 % of a 28 px training step); a short tile or block
     /// goes through the tile array.
-    fn store_channels(&self, planes: &[f32], out: &mut [MaybeUninit<f32>], channel_stride: usize) {
+    fn store_channels(
+        &self,
+        planes: &[f32],
+        out: &mut [MaybeUninit<f32>],
+        channel_stride: usize,
+        mut prefetch: Prefetch,
+    ) {
         let Some((k, p, blocks)) = self.checked(planes) else {
             return;
         };
+        prefetch.spread_over(blocks * p.div_ceil(MR));
         let whole_blocks = self.lanes / NR;
         assert!(
             self.lanes == 0 || (self.lanes - 1) * channel_stride + p <= out.len(),
@@ -263,6 +280,7 @@ impl<'a> TapGemm<'a> {
             let a = &self.packed[blk * k * NR..(blk + 1) * k * NR];
             let first = blk * NR * channel_stride;
             for p0 in (0..p).step_by(MR) {
+                prefetch.step();
                 let rows = MR.min(p - p0);
                 let bases = self.bases(p0, rows);
                 let (a, x, offs) = (a.as_ptr(), planes.as_ptr(), self.tap_offsets);
@@ -293,8 +311,9 @@ impl<'a> TapGemm<'a> {
         out: &mut [MaybeUninit<f32>],
         channel_stride: usize,
         position_dst: &[u32],
+        prefetch: Prefetch,
     ) {
-        self.tiles(planes, |blk, p0, rows, tile| {
+        self.tiles(planes, prefetch, |blk, p0, rows, tile| {
             let lanes = NR.min(self.lanes - blk * NR);
             let first = blk * NR * channel_stride;
             let map = &position_dst[p0..p0 + rows];
@@ -309,8 +328,8 @@ impl<'a> TapGemm<'a> {
 
     /// Adds every output into a position-major accumulator: `acc[p·stride + o] += …`
     /// (`stride` at least the lanes rounded up to 16).
-    fn accumulate(&self, planes: &[f32], acc: &mut [f32], stride: usize) {
-        self.tiles(planes, |blk, p0, rows, tile| {
+    fn accumulate(&self, planes: &[f32], acc: &mut [f32], stride: usize, prefetch: Prefetch) {
+        self.tiles(planes, prefetch, |blk, p0, rows, tile| {
             for (m, row) in tile.iter().enumerate().take(rows) {
                 let dst = &mut acc[(p0 + m) * stride + blk * NR..][..NR];
                 for (d, v) in dst.iter_mut().zip(row) {
@@ -319,6 +338,89 @@ impl<'a> TapGemm<'a> {
             }
         });
     }
+}
+
+/// Prefetches of what the next task reads from memory (the next sample's input, or the
+/// next group's input and output gradient) spread over the tiles of a GEMM: each tile asks
+/// for its share of the lines, so they arrive in L2 while the tiles compute. Without them
+/// the next plane fill waits on memory: in a batch-64 step on the 28 px trunk a forward fill
+/// took 14 µs a sample from memory against 9 µs prefetched, 4-5 µs from cache.
+struct Prefetch<'a> {
+    parts: [&'a [f32]; 3],
+    /// Lines (of 64 bytes) asked for per tile.
+    per_tile: usize,
+    /// The part and line the next request is for.
+    part: usize,
+    line: usize,
+}
+
+impl<'a> Prefetch<'a> {
+    /// Floats per cache line.
+    const LINE: usize = 16;
+
+    /// Requests for `parts` (empty ones allowed), made by [`Self::step`] once spread over
+    /// the tiles ([`Self::spread_over`]).
+    fn new(parts: [&'a [f32]; 3]) -> Self {
+        Self {
+            parts,
+            per_tile: 0,
+            part: 0,
+            line: 0,
+        }
+    }
+
+    /// No requests.
+    fn none() -> Self {
+        Self::new([&[]; 3])
+    }
+
+    /// Spreads the requests over `tiles` calls of [`Self::step`].
+    fn spread_over(&mut self, tiles: usize) {
+        let lines: usize = self
+            .parts
+            .iter()
+            .map(|p| p.len().div_ceil(Self::LINE))
+            .sum();
+        self.per_tile = lines.div_ceil(tiles.max(1));
+    }
+
+    /// Asks for the next tile's share.
+    #[inline(always)]
+    fn step(&mut self) {
+        self.step_with(prefetch_line);
+    }
+
+    /// [`Self::step`] with `request(part, float)` for the first float of every line.
+    #[inline(always)]
+    fn step_with(&mut self, mut request: impl FnMut(&[f32], usize)) {
+        let mut left = self.per_tile;
+        while left > 0 && self.part < self.parts.len() {
+            let part = self.parts[self.part];
+            let lines = part.len().div_ceil(Self::LINE);
+            let end = (self.line + left).min(lines);
+            left -= end - self.line;
+            for line in self.line..end {
+                request(part, line * Self::LINE);
+            }
+            self.line = end;
+            if self.line == lines {
+                (self.part, self.line) = (self.part + 1, 0);
+            }
+        }
+    }
+}
+
+/// Asks for the cache line holding `part[at]` to be brought into L2.
+#[inline(always)]
+fn prefetch_line(part: &[f32], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+        // SAFETY: a prefetch only hints the cache; the address lies inside `part`.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(part[at..].as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (part, at);
 }
 
 /// Forward `y[n] = conv(x[n], w)` (`x` `[N, C, H, W]`, `w` `[CO, C, KH, KW]` viewed as
@@ -370,9 +472,11 @@ pub(crate) fn conv_forward_with_shortcut(
     conv_outputs(g.n, [co, co_s], p, moments, |n, [y_n, ys_n]| {
         with_scratch(planes_len, |planes| {
             layout.fill(&x[n * x_len..(n + 1) * x_len], g, planes, norm);
-            gemm.store_channels(planes, y_n, p);
+            // Most often this task's next sample (rayon splits the samples into runs).
+            let next = x.get((n + 1) * x_len..(n + 2) * x_len).unwrap_or(&[]);
+            gemm.store_channels(planes, y_n, p, Prefetch::new([next, &[], &[]]));
             if co_s > 0 {
-                short.store_channels(planes, ys_n, p);
+                short.store_channels(planes, ys_n, p, Prefetch::none());
             }
         });
     })
@@ -587,6 +691,15 @@ fn input_gradient(
         for (src, dst) in sources.zip(planes.chunks_exact_mut(plan.plane)) {
             pad.fill(src, dst);
         }
+        // The next sample's output gradients, asked for during the first GEMM.
+        let mut next = Some([
+            dy.get((n + 1) * co * p..(n + 2) * co * p).unwrap_or(&[]),
+            shortcut.map_or(&[][..], |(_, dys)| {
+                dys.get((n + 1) * co_s * p..(n + 2) * co_s * p)
+                    .unwrap_or(&[])
+            }),
+            &[],
+        ]);
         for (phase, gemm) in plan.phases.iter().zip(&gemms) {
             if phase.tap_offsets.is_empty() {
                 // No tap reaches these pixels (stride > kernel): their gradient is 0.
@@ -597,10 +710,11 @@ fn input_gradient(
                 }
                 continue;
             }
+            let prefetch = next.take().map_or_else(Prefetch::none, Prefetch::new);
             if phase.every_pixel {
-                gemm.store_channels(planes, dx_n, g.h * g.w);
+                gemm.store_channels(planes, dx_n, g.h * g.w, prefetch);
             } else {
-                gemm.store_scattered(planes, dx_n, g.h * g.w, &phase.position_dst);
+                gemm.store_scattered(planes, dx_n, g.h * g.w, &phase.position_dst, prefetch);
             }
         }
     };
@@ -716,18 +830,31 @@ pub(crate) fn conv_backward_w_with_shortcut(
             }
             let planes = &planes[..len * planes_len];
             transpose_group(dy, co, p, samples.clone(), dyt);
+            // The next group's input and output gradients (most often this task's next).
+            let next = (gi + 1) * g.n / groups..(gi + 2) * g.n / groups;
+            let prefetch = Prefetch::new([
+                x.get(next.start * x_len..next.end * x_len).unwrap_or(&[]),
+                dy.get(next.start * co * p..next.end * co * p)
+                    .unwrap_or(&[]),
+                dys.get(next.start * co_s * p..next.end * co_s * p)
+                    .unwrap_or(&[]),
+            ]);
             TapGemm::new(
                 &dyt[..blocks * rows * NR],
                 &bases[..rows],
                 &layout.tap_offsets,
                 co,
             )
-            .accumulate(planes, acc, co_r);
+            .accumulate(planes, acc, co_r, prefetch);
             if co_s > 0 {
                 transpose_group(dys, co_s, p, samples, dyst);
                 let packed = &dyst[..blocks_s * rows * NR];
-                TapGemm::new(packed, &bases[..rows], &short_taps, co_s)
-                    .accumulate(planes, acc_s, co_s_r);
+                TapGemm::new(packed, &bases[..rows], &short_taps, co_s).accumulate(
+                    planes,
+                    acc_s,
+                    co_s_r,
+                    Prefetch::none(),
+                );
             }
         });
     };
@@ -1146,6 +1273,36 @@ mod tests {
 
     fn output_grad(i: usize, g: &ConvGeom, co: usize) -> Vec<f32> {
         data(g.n * co * g.p(), 5 * i + 3)
+    }
+
+    /// The prefetch requests spread over a GEMM's tiles ask for every line of every part
+    /// once, in order, and none past a part, whatever the part sizes and tile count.
+    #[test]
+    fn prefetch_requests_cover_every_line_once() {
+        let buf = data(1000, 0);
+        for (sizes, tiles) in [
+            ([100, 0, 37], 7),
+            ([0, 0, 0], 3),
+            ([16, 16, 16], 1),
+            ([1000, 5, 0], 262),
+            ([33, 0, 64], 200),
+        ] {
+            let parts = [&buf[..sizes[0]], &buf[..sizes[1]], &buf[..sizes[2]]];
+            let mut prefetch = Prefetch::new(parts);
+            prefetch.spread_over(tiles);
+            let mut got = Vec::new();
+            for _ in 0..tiles {
+                prefetch.step_with(|part, at| {
+                    assert!(at < part.len(), "request past its part");
+                    got.push((part.len(), at));
+                });
+            }
+            let want: Vec<(usize, usize)> = sizes
+                .iter()
+                .flat_map(|&len| (0..len).step_by(16).map(move |at| (len, at)))
+                .collect();
+            assert_eq!(got, want, "parts {sizes:?} over {tiles} tiles");
+        }
     }
 
     /// The implicit-GEMM forward agrees with im2col + `gemm`.
