@@ -47,7 +47,7 @@ use super::phase_planes::{PaddedRows, PhaseLayout};
 /// Output positions per register tile (broadcast operand).
 const MR: usize = 6;
 /// Output channels per register tile (two 8-lane vectors).
-const NR: usize = 16;
+pub(super) const NR: usize = 16;
 
 /// Whether this CPU runs the implicit GEMM (x86-64 with AVX2 and FMA).
 pub(crate) fn available() -> bool {
@@ -147,7 +147,7 @@ fn assert_offsets_fit(len: usize) {
 }
 
 /// The weight `[CO, K]` packed as `[ceil(CO/16)][K][16]`, zero past `CO`.
-fn pack_weight(w: &[f32], co: usize, k: usize) -> Vec<f32> {
+pub(super) fn pack_weight(w: &[f32], co: usize, k: usize) -> Vec<f32> {
     let blocks = co.div_ceil(NR);
     let mut packed = vec![0.0f32; blocks * k * NR];
     if k == 0 {
@@ -168,7 +168,7 @@ fn pack_weight(w: &[f32], co: usize, k: usize) -> Vec<f32> {
 /// [`pack_weight`]; [`TapGemm::store_channels`], [`TapGemm::store_scattered`] or
 /// [`TapGemm::accumulate`] says where results go. Built once per call and run once per
 /// sample (or group of samples).
-struct TapGemm<'a> {
+pub(super) struct TapGemm<'a> {
     packed: &'a [f32],
     tap_offsets: &'a [u32],
     position_bases: &'a [u32],
@@ -179,7 +179,7 @@ struct TapGemm<'a> {
 }
 
 impl<'a> TapGemm<'a> {
-    fn new(
+    pub(super) fn new(
         packed: &'a [f32],
         tap_offsets: &'a [u32],
         position_bases: &'a [u32],
@@ -259,7 +259,7 @@ impl<'a> TapGemm<'a> {
     /// lanes) is transposed in registers and stored as 4 + 2 consecutive floats per channel
     /// (perf: the scalar stores were ~3.6 % of a 28 px training step); a short tile or block
     /// goes through the tile array.
-    fn store_channels(
+    pub(super) fn store_channels(
         &self,
         planes: &[f32],
         out: &mut [MaybeUninit<f32>],
@@ -345,7 +345,7 @@ impl<'a> TapGemm<'a> {
 /// for its share of the lines, so they arrive in L2 while the tiles compute. Without them
 /// the next plane fill waits on memory: in a batch-64 step on the 28 px trunk a forward fill
 /// took 14 µs a sample from memory against 9 µs prefetched, 4-5 µs from cache.
-struct Prefetch<'a> {
+pub(super) struct Prefetch<'a> {
     parts: [&'a [f32]; 3],
     /// Lines (of 64 bytes) asked for per tile.
     per_tile: usize,
@@ -360,7 +360,7 @@ impl<'a> Prefetch<'a> {
 
     /// Requests for `parts` (empty ones allowed), made by [`Self::step`] once spread over
     /// the tiles ([`Self::spread_over`]).
-    fn new(parts: [&'a [f32]; 3]) -> Self {
+    pub(super) fn new(parts: [&'a [f32]; 3]) -> Self {
         Self {
             parts,
             per_tile: 0,

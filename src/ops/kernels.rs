@@ -406,7 +406,9 @@ pub(crate) fn conv_forward(
     norm: Option<NormRelu>,
     stats: bool,
 ) -> (Vec<f32>, Option<Stats>) {
-    let (y, table) = if super::implicit_gemm::available() && super::implicit_gemm::pays_off(co, g) {
+    let (y, table) = if super::winograd::pays_off(co, g) {
+        super::winograd::conv_forward(x, w, co, g, norm, stats)
+    } else if super::implicit_gemm::available() && super::implicit_gemm::pays_off(co, g) {
         super::implicit_gemm::conv_forward(x, w, co, g, norm, stats)
     } else {
         match norm {
@@ -500,7 +502,7 @@ pub(crate) struct NormRelu<'a> {
 impl NormRelu<'_> {
     /// The normalised input written out (`[N, C, H, W]`), for the paths that read it more
     /// than once (im2col).
-    fn apply(&self, x: &[f32], g: &ConvGeom) -> Vec<f32> {
+    pub(super) fn apply(&self, x: &[f32], g: &ConvGeom) -> Vec<f32> {
         bn_apply(x, self.scale, self.shift, g.c, g.h * g.w, Epilogue::Relu)
     }
 }
@@ -551,6 +553,9 @@ pub(crate) fn conv_forward_im2col(
 /// On x86-64 with AVX2 + FMA, where it pays off, the input gradient is instead the implicit
 /// GEMM of [`super::implicit_gemm`], one per stride phase of `dx`.
 pub(crate) fn conv_backward_x(dy: &[f32], w: &[f32], co: usize, g: &ConvGeom) -> Vec<f32> {
+    if super::winograd::pays_off_input_grad(co, g) {
+        return super::winograd::conv_backward_x(dy, w, co, g, None).expect("no accumulator given");
+    }
     if super::implicit_gemm::available() && super::implicit_gemm::pays_off_input_grad(co, g) {
         return super::implicit_gemm::conv_backward_x(dy, w, co, g);
     }
@@ -568,6 +573,10 @@ pub(crate) fn conv_backward_x_into(
     g: &ConvGeom,
     acc: &mut [f32],
 ) {
+    if super::winograd::pays_off_input_grad(co, g) {
+        super::winograd::conv_backward_x(dy, w, co, g, Some(acc));
+        return;
+    }
     if super::implicit_gemm::available() && super::implicit_gemm::pays_off_input_grad(co, g) {
         return super::implicit_gemm::conv_backward_x_into(dy, w, co, g, acc);
     }

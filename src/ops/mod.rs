@@ -27,6 +27,7 @@ mod kernels;
 mod modules;
 mod norm_conv;
 mod phase_planes;
+mod winograd;
 
 pub use batch_norm::{
     BatchStats, batch_norm_add_relu_train, batch_norm_eval, batch_norm_eval_2d,
