@@ -417,6 +417,9 @@ struct ThroughputReport<'a> {
     steps: u64,
     flops_formula: &'static str,
     heap: crate::runtime::HeapPolicy,
+    /// Whether 3x3 stride-1 convolutions ran as Winograd F(2x2, 3x3) (the FLOP count is the
+    /// direct one either way).
+    winograd: bool,
     backends: &'a [BackendThroughput],
     pytorch: &'a [PytorchReport],
     pytorch_missing: Option<String>,
@@ -575,7 +578,8 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
             "- Profile: the timed steps themselves. Kernels are edgessl's fast ops, timed \
              inside their phase; `other` is the rest of the phase (burn's own ops and autodiff \
              bookkeeping). Convolutions: GFLOP/s of 2·N·CO·CI·KH·KW·HO·WO per product against \
-             this backend's sgemm roof above. BatchNorm: GB/s of the maps its passes read and \
+             this backend's sgemm roof above (for a Winograd convolution the rate of that \
+             direct count, not of the fewer multiplications it does). BatchNorm: GB/s of the maps its passes read and \
              write (each pass reads or writes a whole map once) against the memory roof, \
              {gbs:.1} GB/s = best of {reps} passes y = y·a + x over two {mib} MiB f32 buffers \
              on all threads (bytes: two reads and a write), measured after the methods; maps \
@@ -587,13 +591,22 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
     }
     println!(
         "- img/s counts frames (each two views), warm-up excluded, synthetic batches generated \
-         before timing. FLOPs/frame = 2 views x 2 x (3 x online MACs + 1 x target MACs); \
-         roof = best of 10 {n}x{n} f32 matmuls on the same backend and threads, 5 before and \
+         before timing. FLOPs/frame = 2 views x 2 x (3 x online MACs + 1 x target MACs), \
+         MACs of direct convolutions (the count PyTorch's rate uses too); Winograd {wino}: \
+         with it the forward and input gradient of the 3x3 stride-1 convolutions on maps of \
+         14x14 and more do 16 multiplications per 2x2 outputs and channel pair instead of 36, \
+         so GFLOP/s and 'of roof' are rates of the direct count, above the arithmetic done \
+         (`--winograd false` for direct sums); roof = best of 10 {n}x{n} f32 matmuls on the same backend and threads, 5 before and \
          5 after the methods (the slowest of them: {slowest}); 'sgemm during steps' = median \
          of one such matmul after each timed step (not in the step's time), the machine's \
          speed over the same minutes; heap policy {heap} (it moves both the step and the \
          roof: see `edgessl --help`).",
         n = a.roof_n,
+        wino = if crate::ops::winograd_in_use() {
+            "in use"
+        } else {
+            "off"
+        },
         slowest = results
             .iter()
             .map(|r| format!("{:.1} GFLOP/s on {}", r.roof.slowest_gflops, r.backend))
@@ -608,6 +621,7 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
             steps: a.steps,
             flops_formula: "2 views x 2 FLOP/MAC x (3 x online MACs + 1 x target MACs) per frame",
             heap: crate::runtime::heap_policy(),
+            winograd: crate::ops::winograd_in_use(),
             backends: &results,
             pytorch: &torch_reports,
             pytorch_missing: torch_missing,

@@ -463,10 +463,15 @@ impl BackendTask for PretrainTask {
         };
 
         eprintln!(
-            "pretraining {} on {kind} ({} threads, heap {}): {} trunk {}x{}x{}, batch {}, steps {}..{}",
+            "pretraining {} on {kind} ({} threads, heap {}, Winograd {}): {} trunk {}x{}x{}, batch {}, steps {}..{}",
             c.method.label(),
             rayon::current_num_threads(),
             crate::runtime::heap_policy(),
+            if crate::ops::winograd_in_use() {
+                "on"
+            } else {
+                "off"
+            },
             format!("{:?}", c.model.trunk).to_lowercase(),
             c.model.in_channels,
             c.model.image_size,
@@ -669,6 +674,7 @@ impl BackendTask for PretrainTask {
             images_per_sec: summary.frames_per_sec(),
             peak_rss_bytes: peak,
             heap: Some(crate::runtime::heap_policy()),
+            winograd: Some(crate::ops::winograd_in_use()),
             last_loss: summary.last_loss,
             recent_loss: summary.recent_loss,
         }

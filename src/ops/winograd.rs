@@ -49,17 +49,17 @@ pub(crate) fn applies_input_grad(co: usize, g: &ConvGeom) -> bool {
     applies(g.c, &transposed(co, g))
 }
 
-/// Whether the forward runs here rather than on the implicit GEMM: it [`applies`] and the
-/// map is at least 14x14. Measured at batch 128 (alternating calls, forward and input
-/// gradient alike): 28x28 with 32 channels and 14x14 with 64 1.37-1.42x faster; 7x7 with 128
+/// Whether the forward runs here rather than on the implicit GEMM: it [`applies`], the
+/// map is at least 14x14 and [`crate::runtime::winograd`] is on. Measured at batch 128
+/// (alternating calls, forward and input gradient alike): 28x28 with 32 channels and 14x14 with 64 1.37-1.42x faster; 7x7 with 128
 /// 0.94-0.96x (a 4x4 grid of tiles covers 64 outputs for 49 and fills half a vector).
 pub(crate) fn pays_off(co: usize, g: &ConvGeom) -> bool {
-    applies(co, g) && g.h >= MIN_SIDE && g.w >= MIN_SIDE
+    crate::runtime::winograd() && applies(co, g) && g.h >= MIN_SIDE && g.w >= MIN_SIDE
 }
 
 /// [`pays_off`] for the input gradient.
 pub(crate) fn pays_off_input_grad(co: usize, g: &ConvGeom) -> bool {
-    applies_input_grad(co, g) && g.h >= MIN_SIDE && g.w >= MIN_SIDE
+    crate::runtime::winograd() && applies_input_grad(co, g) && g.h >= MIN_SIDE && g.w >= MIN_SIDE
 }
 
 /// The smallest map side [`pays_off`] takes.

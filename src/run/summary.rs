@@ -33,6 +33,10 @@ pub struct TrainingSummary {
     /// Heap policy the process ran with (absent in summaries from before it existed).
     #[serde(default)]
     pub heap: Option<crate::runtime::HeapPolicy>,
+    /// Whether 3x3 stride-1 convolutions ran as Winograd F(2x2, 3x3) (absent in summaries
+    /// from before it existed, which ran direct sums).
+    #[serde(default)]
+    pub winograd: Option<bool>,
     /// Loss of the last step.
     pub last_loss: f64,
     /// Mean loss over the last up-to-50 steps.
