@@ -346,7 +346,7 @@ impl<'a> TapGemm<'a> {
 /// the next plane fill waits on memory: in a batch-64 step on the 28 px trunk a forward fill
 /// took 14 µs a sample from memory against 9 µs prefetched, 4-5 µs from cache.
 pub(super) struct Prefetch<'a> {
-    parts: [&'a [f32]; 3],
+    parts: [&'a [MaybeUninit<f32>]; 3],
     /// Lines (of 64 bytes) asked for per tile.
     per_tile: usize,
     /// The part and line the next request is for.
@@ -361,6 +361,11 @@ impl<'a> Prefetch<'a> {
     /// Requests for `parts` (empty ones allowed), made by [`Self::step`] once spread over
     /// the tiles ([`Self::spread_over`]).
     pub(super) fn new(parts: [&'a [f32]; 3]) -> Self {
+        Self::of(parts.map(as_lines))
+    }
+
+    /// [`Self::new`] for parts that may not be written yet (an output about to be).
+    pub(super) fn of(parts: [&'a [MaybeUninit<f32>]; 3]) -> Self {
         Self {
             parts,
             per_tile: 0,
@@ -392,7 +397,7 @@ impl<'a> Prefetch<'a> {
 
     /// [`Self::step`] with `request(part, float)` for the first float of every line.
     #[inline(always)]
-    fn step_with(&mut self, mut request: impl FnMut(&[f32], usize)) {
+    fn step_with(&mut self, mut request: impl FnMut(&[MaybeUninit<f32>], usize)) {
         let mut left = self.per_tile;
         while left > 0 && self.part < self.parts.len() {
             let part = self.parts[self.part];
@@ -410,9 +415,16 @@ impl<'a> Prefetch<'a> {
     }
 }
 
+/// `x` as memory a prefetch may name (the same floats, seen as possibly unwritten).
+pub(super) fn as_lines(x: &[f32]) -> &[MaybeUninit<f32>] {
+    // SAFETY: MaybeUninit<f32> has f32's layout and makes no claim on the contents; the view
+    // is shared, so nothing can write an uninitialised value through it.
+    unsafe { &*(x as *const [f32] as *const [MaybeUninit<f32>]) }
+}
+
 /// Asks for the cache line holding `part[at]` to be brought into L2.
 #[inline(always)]
-fn prefetch_line(part: &[f32], at: usize) {
+fn prefetch_line(part: &[MaybeUninit<f32>], at: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
