@@ -11,6 +11,10 @@
 //! absent for SimSiam, whose target is the detached online output. BatchNorm, ReLU, pooling,
 //! the loss, F and the eigendecomposition are left out (element-wise or O(d³) per step: small
 //! next to the convolutions; `benches/eigen.rs` times the latter).
+//!
+//! That count is the direct convolutions' (the one PyTorch's rate uses too). Where 3x3
+//! stride-1 convolutions run as Winograd F(2x2, 3x3), their forward and input gradient do
+//! fewer multiplications: [`StepFlops::arithmetic_per_frame`] is the count with those.
 
 use crate::model::ModelConfig;
 use crate::ssl::{MethodConfig, PredictorKind};
@@ -29,6 +33,10 @@ pub struct StepFlops {
     pub target_forward: bool,
     /// Training FLOPs per frame (both views), by the formula in the module docs.
     pub flops_per_frame: f64,
+    /// Trunk forward MACs per image that Winograd convolutions do not do
+    /// ([`crate::model::TrunkConfig::winograd_saved_macs`]; 0 in results from before).
+    #[serde(default)]
+    pub winograd_saved_macs: u64,
 }
 
 impl StepFlops {
@@ -61,6 +69,15 @@ impl StepFlops {
             predictor_macs,
             target_forward,
             flops_per_frame,
+            winograd_saved_macs: trunk.winograd_saved_macs(model.image_size, model.image_size),
         }
+    }
+
+    /// The FLOPs per frame actually multiplied and added: [`Self::flops_per_frame`] less what
+    /// Winograd convolutions save in the online forward and input gradient and in the target
+    /// forward.
+    pub fn arithmetic_per_frame(&self) -> f64 {
+        let passes = 2.0 + f64::from(u8::from(self.target_forward));
+        self.flops_per_frame - 2.0 * 2.0 * passes * self.winograd_saved_macs as f64
     }
 }

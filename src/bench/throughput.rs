@@ -155,6 +155,7 @@ pub fn throughput_table(results: &[BackendThroughput], pytorch: &[(String, f64)]
         "img/s",
         "GFLOP/frame",
         "GFLOP/s",
+        "GFLOP/s done",
         "roof GFLOP/s",
         "of backend roof",
         "of best roof",
@@ -175,6 +176,10 @@ pub fn throughput_table(results: &[BackendThroughput], pytorch: &[(String, f64)]
                 format!("{:.1}", row.images_per_sec),
                 format!("{:.3}", row.flops.flops_per_frame / 1e9),
                 format!("{:.1}", row.achieved_gflops),
+                format!(
+                    "{:.1}",
+                    row.images_per_sec * row.flops.arithmetic_per_frame() / 1e9
+                ),
                 format!("{:.1}", r.roof.gflops),
                 format!(
                     "{:.0} %",

@@ -95,6 +95,34 @@ impl TrunkConfig {
         total
     }
 
+    /// The forward multiply-accumulates per image (of [`Self::macs`]) that the convolutions
+    /// run as Winograd F(2x2, 3x3) do not do ([`crate::ops::winograd_conv`]): each such 3x3
+    /// convolution does 16 per 2x2 output tile and channel pair instead of 9 per output.
+    /// Their input gradients save as much; weight gradients stay direct.
+    pub fn winograd_saved_macs(&self, h: usize, w: usize) -> u64 {
+        let saved = |cin: usize, cout: usize, k: usize, s: usize, (h, w): (usize, usize)| {
+            if !crate::ops::winograd_conv(cin, cout, k, s, [h, w]) {
+                return 0;
+            }
+            let tiles = (h.div_ceil(2) * w.div_ceil(2)) as u64;
+            ((cin * cout * k * k * h * w) as u64).saturating_sub(16 * (cin * cout) as u64 * tiles)
+        };
+        let (mut h, mut w) = (h, w);
+        let mut total = saved(self.in_channels, self.stem_width, 3, 1, (h, w));
+        let mut cin = self.stem_width;
+        for stage in &self.stages {
+            for b in 0..stage.blocks {
+                let s = if b == 0 { stage.stride } else { 1 };
+                let (oh, ow) = (h.div_ceil(s), w.div_ceil(s));
+                // The block's first convolution reads the input map at the block's stride.
+                total += saved(cin, stage.width, 3, s, (h, w));
+                total += saved(stage.width, stage.width, 3, 1, (oh, ow));
+                (h, w, cin) = (oh, ow, stage.width);
+            }
+        }
+        total
+    }
+
     /// Initialise the trunk.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ResidualTrunk<B> {
         let mut layers = Vec::with_capacity(self.stages.len());
@@ -140,5 +168,34 @@ impl<B: Backend> ResidualTrunk<B> {
         // adaptive_avg_pool2d, and the 3-D mean is cheap on every backend.
         let [n, c, h, w] = x.dims();
         x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn winograd_saves_the_multiplications_of_the_3x3_stride1_layers_it_runs() {
+        let trunk = TrunkConfig::compact(1, 32, 1);
+        let saved = trunk.winograd_saved_macs(28, 28);
+        if !crate::ops::winograd_in_use() {
+            assert_eq!(saved, 0, "no Winograd on this CPU, nothing saved");
+            return;
+        }
+        // Stage 1's two 32 → 32 convolutions at 28x28 and stage 2's second 64 → 64 one at
+        // 14x14: 9 MACs per output against 16 per 2x2 tile. Not the 1-channel stem, the
+        // stride-2 convolutions, nor stage 3's 7x7 maps.
+        let direct = |c: u64, side: u64| c * c * 9 * side * side;
+        let winograd = |c: u64, side: u64| c * c * 16 * (side / 2) * (side / 2);
+        let want = 2 * (direct(32, 28) - winograd(32, 28)) + direct(64, 14) - winograd(64, 14);
+        assert_eq!(saved, want);
+        assert!(saved < trunk.macs(28, 28));
+        // An odd map: its last row and column of tiles are half used.
+        let odd = TrunkConfig::compact(16, 16, 1).winograd_saved_macs(15, 15);
+        let stage1 = 16 * 16 * 9 * 15 * 15 - 16 * 16 * 16 * 8 * 8;
+        // The stem (16 → 16 at 15x15) and stage 1's two convolutions; stage 2's 8x8 maps are
+        // below 14.
+        assert_eq!(odd, 3 * stage1);
     }
 }

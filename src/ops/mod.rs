@@ -47,3 +47,23 @@ pub use norm_conv::batch_norm_relu_conv2d;
 pub fn winograd_in_use() -> bool {
     crate::runtime::winograd() && implicit_gemm::available()
 }
+
+/// Whether [`conv2d`] runs the forward and input gradient of a convolution from `c_in` to
+/// `c_out` channels (square `kernel`, `stride`, padding `kernel / 2`) on an `h x w` map as
+/// Winograd F(2x2, 3x3) in this process: the rule the dispatch applies, for FLOP counts.
+pub fn winograd_conv(
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    [h, w]: [usize; 2],
+) -> bool {
+    let pad = kernel / 2;
+    let g = kernels::ConvGeom::new(
+        [1, c_in, h, w],
+        [kernel, kernel],
+        [stride, stride],
+        [pad, pad],
+    );
+    winograd::pays_off(c_out, &g)
+}
