@@ -84,8 +84,8 @@ pub fn heap_policy() -> HeapPolicy {
 /// Whether 3x3 stride-1 convolutions may run as Winograd F(2x2, 3x3) (on by default).
 static WINOGRAD: AtomicBool = AtomicBool::new(true);
 
-/// Let the 3x3 stride-1 convolutions on maps of 14x14 and more run as Winograd F(2x2, 3x3)
-/// (x86-64 with AVX2 and FMA; 8-11 % faster training steps on the 28 px trunk), or keep
+/// Let the 3x3 stride-1 convolutions on large enough maps run as Winograd F(2x2, 3x3)
+/// (x86-64 with AVX2 and FMA; 6-11 % faster training steps on the 28 px trunk), or keep
 /// every convolution a direct sum (`false`: the arithmetic, and so the bits, of edgessl
 /// before it). Call before training starts.
 pub fn set_winograd(enabled: bool) {

@@ -55,9 +55,11 @@ const CASES: &[Case] = &[
     (3, 9, 9, 7, 16, 3, 3, [2, 2], [1, 1]), // stride 2 through the phase planes
     (1, 16, 5, 5, 16, 3, 3, [1, 1], [1, 1]), // input gradient: one phase, K = CO·9
     (2, 16, 7, 7, 32, 3, 3, [2, 2], [1, 1]), // input gradient: four phases, odd size
-    // Winograd F(2x2, 3x3) on those CPUs (3x3 stride 1 "same", C and CO ≥ 16, maps ≥ 14x14):
-    // forward and input gradient; odd height for the bottom tiles' dropped row.
+    // Winograd F(2x2, 3x3) on those CPUs (3x3 stride 1 "same", C and CO ≥ 16, maps ≥ 12x12,
+    // or even ≥ 8x8 with ≥ 128 channels): forward and input gradient; odd height for the
+    // bottom tiles' dropped row; an 8x8 map of 128 channels.
     (2, 16, 15, 14, 24, 3, 3, [1, 1], [1, 1]),
+    (1, 128, 8, 8, 128, 3, 3, [1, 1], [1, 1]),
 ];
 
 const TOL: f32 = 1e-4;

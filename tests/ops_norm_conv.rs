@@ -153,7 +153,7 @@ fn check_all<B: Backend>() {
     // Rows of at least 8 (16 at stride 2) floats: the planes' vector fill, normalising.
     check::<B>([2, 16, 9, 10], 16, 3, 1);
     check::<B>([2, 16, 18, 18], 16, 3, 2);
-    // Winograd forward (3x3 stride 1, map ≥ 14x14) with BN + ReLU applied in its fill.
+    // Winograd forward (3x3 stride 1, map ≥ 12x12) with BN + ReLU applied in its fill.
     check::<B>([2, 16, 14, 17], 16, 3, 1);
     // im2col path: few channels, and a 1x1 stride-2 shortcut.
     check::<B>([2, 3, 5, 5], 4, 3, 1);

@@ -594,10 +594,11 @@ fn throughput(a: ThroughputArgs) -> anyhow::Result<()> {
          before timing. FLOPs/frame = 2 views x 2 x (3 x online MACs + 1 x target MACs), \
          MACs of direct convolutions (the count PyTorch's rate uses too); Winograd {wino}: \
          with it the forward and input gradient of the 3x3 stride-1 convolutions on maps of \
-         14x14 and more do 16 multiplications per 2x2 outputs and channel pair instead of 36, \
-         so GFLOP/s and 'of roof' are rates of the direct count and 'GFLOP/s done' the rate \
-         of the arithmetic done (`--winograd false` for direct sums); roof = best of 10 {n}x{n} f32 matmuls on the same backend and threads, 5 before and \
-         5 after the methods (the slowest of them: {slowest}); 'sgemm during steps' = median \
+         12x12 and more (8x8 with 128 channels) do 16 multiplications per 2x2 outputs and \
+         channel pair instead of 36, so GFLOP/s and 'of roof' are rates of the direct count \
+         and 'GFLOP/s done' the rate of the arithmetic done (`--winograd false` for direct \
+         sums); roof = best of 10 {n}x{n} f32 matmuls on the same backend and threads, 5 \
+         before and 5 after the methods (the slowest of them: {slowest}); 'sgemm during steps' = median \
          of one such matmul after each timed step (not in the step's time), the machine's \
          speed over the same minutes; heap policy {heap} (it moves both the step and the \
          roof: see `edgessl --help`).",

@@ -24,10 +24,10 @@ pub struct Cli {
     /// default, lowest peak RSS). Benchmark children inherit it.
     #[arg(long, global = true, value_enum, env = "EDGESSL_HEAP", default_value_t)]
     heap: crate::runtime::HeapPolicy,
-    /// Whether 3x3 stride-1 convolutions on maps of 14x14 and more run as Winograd
-    /// F(2x2, 3x3) (x86-64 CPUs with AVX2: fewer multiplications, ~8-11 % faster steps on
-    /// the 28 px trunk); `false` keeps every convolution a direct sum (the same bits as
-    /// edgessl before it). Benchmark children inherit it.
+    /// Whether 3x3 stride-1 convolutions on maps of 12x12 and more (8x8 with 128 channels)
+    /// run as Winograd F(2x2, 3x3) (x86-64 CPUs with AVX2: fewer multiplications, ~6-11 %
+    /// faster steps on the 28 px trunk); `false` keeps every convolution a direct sum (the
+    /// same bits as edgessl before it). Benchmark children inherit it.
     #[arg(long, global = true, env = "EDGESSL_WINOGRAD", default_value_t = true, action = clap::ArgAction::Set)]
     winograd: bool,
     #[command(subcommand)]

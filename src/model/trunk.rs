@@ -197,5 +197,12 @@ mod tests {
         // The stem (16 → 16 at 15x15) and stage 1's two convolutions; stage 2's 8x8 maps are
         // below 14.
         assert_eq!(odd, 3 * stage1);
+        // The width-64 trunk at 32 px: stage 1 at 32x32, stage 2's second convolution at
+        // 16x16 and stage 3's at 8x8 (even, 256 channels).
+        let wide = TrunkConfig::compact(3, 64, 1).winograd_saved_macs(32, 32);
+        let want = 2 * (direct(64, 32) - winograd(64, 32))
+            + (direct(128, 16) - winograd(128, 16))
+            + (direct(256, 8) - winograd(256, 8));
+        assert_eq!(wide, want);
     }
 }

@@ -3,8 +3,8 @@
 //! * [`conv2d`]: convolution with an explicit backward (fast path on flex / ndarray /
 //!   candle, bare or under `Autodiff`; stock burn elsewhere): an implicit GEMM with no
 //!   column matrix on x86-64 with AVX2 + FMA, im2col + GEMM otherwise; there the 3x3
-//!   stride-1 convolutions on maps of 14x14 and more run as Winograd F(2x2, 3x3) (forward
-//!   and input gradient; [`winograd_in_use`]).
+//!   stride-1 convolutions on maps of 12x12 and more (8x8 with 128 channels) run as
+//!   Winograd F(2x2, 3x3) (forward and input gradient; [`winograd_in_use`]).
 //! * [`conv2d_with_shortcut_stats`]: a downsampling block's strided convolution and its 1x1
 //!   projection shortcut as one op on the implicit GEMM (the projection reads the
 //!   convolution's input planes; its input gradient is summed into the convolution's in
@@ -41,7 +41,7 @@ pub use conv_shortcut::conv2d_with_shortcut_stats;
 pub use modules::{batch_norm_forward, conv2d_forward};
 pub use norm_conv::batch_norm_relu_conv2d;
 
-/// Whether this process runs its 3x3 stride-1 convolutions on maps of 14x14 and more as
+/// Whether this process runs its 3x3 stride-1 convolutions on large enough maps as
 /// Winograd F(2x2, 3x3): [`crate::runtime::winograd`] is on and the CPU has the kernels
 /// (x86-64 with AVX2 and FMA).
 pub fn winograd_in_use() -> bool {

@@ -49,21 +49,32 @@ pub(crate) fn applies_input_grad(co: usize, g: &ConvGeom) -> bool {
     applies(g.c, &transposed(co, g))
 }
 
-/// Whether the forward runs here rather than on the implicit GEMM: it [`applies`], the
-/// map is at least 14x14 and [`crate::runtime::winograd`] is on. Measured at batch 128
-/// (alternating calls, forward and input gradient alike): 28x28 with 32 channels and 14x14 with 64 1.37-1.42x faster; 7x7 with 128
-/// 0.94-0.96x (a 4x4 grid of tiles covers 64 outputs for 49 and fills half a vector).
+/// Whether the forward runs here rather than on the implicit GEMM: it [`applies`],
+/// [`crate::runtime::winograd`] is on and the map is one where it was measured faster
+/// ([`map_pays_off`]).
 pub(crate) fn pays_off(co: usize, g: &ConvGeom) -> bool {
-    crate::runtime::winograd() && applies(co, g) && g.h >= MIN_SIDE && g.w >= MIN_SIDE
+    crate::runtime::winograd() && applies(co, g) && map_pays_off(g.c.min(co), g)
 }
 
 /// [`pays_off`] for the input gradient.
 pub(crate) fn pays_off_input_grad(co: usize, g: &ConvGeom) -> bool {
-    crate::runtime::winograd() && applies_input_grad(co, g) && g.h >= MIN_SIDE && g.w >= MIN_SIDE
+    crate::runtime::winograd() && applies_input_grad(co, g) && map_pays_off(g.c.min(co), g)
 }
 
-/// The smallest map side [`pays_off`] takes.
-const MIN_SIDE: usize = 14;
+/// Maps of 12x12 and more, and even-sided maps of 8x8 and more with at least 128 channels
+/// on both sides (`channels`, the smaller count). Measured at batch 64-128, the two paths
+/// called alternately in one process, forward and input gradient alike (median pair
+/// ratios): 28x28 / 32 channels 1.25-1.31x, 32x32 / 64 1.33x, 16x16 / 128 1.55-1.59x,
+/// 14x14 / 64 1.36-1.46x, 13x13 and 12x12 / 64 1.30-1.31x; 11x11 / 64 1.17-1.21x, 10x10
+/// 1.09x, 9x9 1.04-1.05x (not taken: small gains); 8x8 / 256 1.33-1.47x, 8x8 / 128
+/// 1.10-1.19x, but 8x8 / 64 0.80-1.05x; 7x7 / 128 0.88-1.11x, 7x7 / 256 0.98-1.07x, 6x6 / 128
+/// 1.01-1.14x, 4x4 / 512 0.66-0.82x (a 4-tile row half-fills a vector and a 7x7 map computes
+/// 64 outputs for 49).
+fn map_pays_off(channels: usize, g: &ConvGeom) -> bool {
+    let large = g.h >= 12 && g.w >= 12;
+    let even = g.h.is_multiple_of(2) && g.w.is_multiple_of(2);
+    large || (even && g.h >= 8 && g.w >= 8 && channels >= 128)
+}
 
 /// The geometry of the convolution that gives the input gradient: over `dy`
 /// `[N, CO, HO, WO]`, the same kernel size, stride and padding.
