@@ -1208,23 +1208,8 @@ mod tests {
     use super::super::kernels::{
         conv_backward_w_im2col, conv_backward_x_im2col, conv_forward_im2col,
     };
+    use super::super::test_inputs::{close, data};
     use super::*;
-
-    fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i + seed) * 2654435761) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
-
-    fn close(got: &[f32], want: &[f32], what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: length");
-        for (j, (a, b)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                "{what}, element {j}: implicit {a}, im2col {b}"
-            );
-        }
-    }
 
     /// `([n, c, h, w], [kh, kw], [sh, sw], [ph, pw], co)`.
     type Case = ([usize; 4], [usize; 2], [usize; 2], [usize; 2], usize);

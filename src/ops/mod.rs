@@ -29,6 +29,8 @@ mod kernels;
 mod modules;
 mod norm_conv;
 mod phase_planes;
+#[cfg(test)]
+mod test_inputs;
 mod winograd;
 
 pub use batch_norm::{

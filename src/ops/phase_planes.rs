@@ -451,13 +451,8 @@ fn valid(len: usize, len_p: usize, s: usize, phase: usize, pad: usize) -> (usize
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_inputs::data;
     use super::*;
-
-    fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i + seed) * 2654435761) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
 
     /// Every phase plane [`PhaseLayout::fill`] writes holds exactly the padded, normalised
     /// source value (or zero): through the vector row moves at stride 1 and 2, and through
