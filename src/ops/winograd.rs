@@ -229,6 +229,8 @@ struct Plan {
     /// `xpad[2u + a, 2v + b]`, so input tile `(u, v)` is rows `u, u + 1` and columns
     /// `v, v + 1` of the four planes.
     layout: PhaseLayout,
+    /// The stride-2 convolution geometry `layout` and its fill are built from.
+    phases: ConvGeom,
     /// `U[ξ]` packed per [`transform_weight`].
     packed: Vec<Vec<f32>>,
     /// GEMM sum offsets: channel `c` of `V[ξ]` starts at `c·T`.
@@ -261,18 +263,18 @@ impl Plan {
             tile_bases: (0..t as u32).collect(),
             tiles,
             layout,
+            phases,
         }
     }
 
     /// One sample `x_n` (`[C, H, W]`) into `out` (`[CO, H, W]`); `next` is prefetched.
     fn run(&self, x_n: &[f32], norm: Option<NormRelu>, next: &[f32], out: Out) {
         let (c, co, t) = (self.g.c, self.co, self.tiles.count());
-        let phases = ConvGeom::new([1, c, self.g.h, self.g.w], [3, 3], [2, 2], [1, 1]);
         let planes_len = self.layout.len(c);
         with_scratch(planes_len + XI * (c + co) * t, |buf| {
             let (planes, rest) = buf.split_at_mut(planes_len);
             let (v, m) = rest.split_at_mut(XI * c * t);
-            self.layout.fill(x_n, &phases, planes, norm);
+            self.layout.fill(x_n, &self.phases, planes, norm);
             input_transform(planes, &self.layout, c, &self.tiles, v);
             // SAFETY: MaybeUninit<f32> has f32's layout; only initialised values are
             // written through the view.
